@@ -1,0 +1,3 @@
+module github.com/podsandbox/podsandbox
+
+go 1.26.0
