@@ -1,0 +1,189 @@
+// Package wire is the HTTP contract between the podsandbox client (httpmode.go) and the in-pod
+// server (cmd/sandbox-server). The upstream routes (/health, /exec, /read, /write, /ls, /glob) keep
+// pydantic-ai-backend's JSON so its Python client works against the server; the other routes are
+// what the Go client needs (raw bytes, edit, grep, exists, streaming exec, late binding).
+//
+// Every route but /health requires the header TokenHeader, compared in constant time.
+// Errors are a non-2xx status with an Error body.
+package wire
+
+import "time"
+
+// TokenHeader carries the exec token on every authenticated request.
+const TokenHeader = "X-Sandbox-Token"
+
+// Environment variables the server reads.
+const (
+	EnvToken   = "SANDBOX_EXEC_TOKEN" // the token (injected from a Secret by the client library)
+	EnvPort    = "SANDBOX_PORT"       // listen port, default 8080
+	EnvWorkDir = "SANDBOX_WORKDIR"    // work dir for relative paths and commands, default /workspace
+	EnvListen  = "SANDBOX_LISTEN"     // listen address, default 0.0.0.0 (127.0.0.1 for port-forward only)
+)
+
+// Routes.
+const (
+	RouteHealth     = "/health"      // GET  -> Health, no token
+	RouteExec       = "/exec"        // POST ExecRequest -> ExecResponse (upstream)
+	RouteExecStream = "/exec/stream" // POST one JSON ExecRequest line, "\n", then raw stdin -> NDJSON Frames
+	RouteRead       = "/read"        // POST ReadRequest -> ReadResponse (numbered lines, upstream)
+	RouteReadBytes  = "/read_bytes"  // POST PathRequest -> raw bytes (application/octet-stream)
+	RouteWrite      = "/write"       // POST WriteRequest (base64) -> WriteResponse (upstream)
+	RouteFiles      = "/files"       // PUT ?path=P raw body -> WriteResponse (binary, streamed, atomic)
+	RouteEdit       = "/edit"        // POST EditRequest -> EditResponse
+	RouteLs         = "/ls"          // POST PathRequest -> []FileInfo (upstream)
+	RouteGlob       = "/glob"        // POST GlobRequest -> []FileInfo (upstream)
+	RouteGrep       = "/grep"        // POST GrepRequest -> []GrepMatch
+	RouteExists     = "/exists"      // POST PathRequest -> ExistsResponse
+	RouteConfigure  = "/configure"   // POST ConfigureRequest -> Health (rotate token, set env; warm pools)
+)
+
+// Health is the /health body.
+type Health struct {
+	Ready bool `json:"ready"`
+}
+
+// ExecRequest runs Command with /bin/sh -c. Only command and timeout_seconds are upstream's.
+type ExecRequest struct {
+	Command        string            `json:"command"`
+	TimeoutSeconds float64           `json:"timeout_seconds,omitempty"` // <= 0: 1800
+	Env            map[string]string `json:"env,omitempty"`
+	Dir            string            `json:"dir,omitempty"`          // "" = work dir; relative = under it
+	OutputLimit    int               `json:"output_limit,omitempty"` // /exec only; <= 0: 100000
+	Stdin          bool              `json:"stdin,omitempty"`        // /exec/stream: the rest of the body is stdin
+}
+
+// ExecResponse is the /exec body. output/exit_code/truncated are upstream's.
+type ExecResponse struct {
+	Output    string `json:"output"`
+	ExitCode  int    `json:"exit_code"`
+	Truncated bool   `json:"truncated"`
+	Stdout    string `json:"stdout"`
+	Stderr    string `json:"stderr"`
+	TimedOut  bool   `json:"timed_out"`
+}
+
+// Frame is one NDJSON line of an /exec/stream response. Data frames carry raw bytes (base64 in
+// JSON). The last frame of a complete stream has Type FrameExit; a stream without it was cut.
+type Frame struct {
+	Type     string `json:"t"`
+	Data     []byte `json:"d,omitempty"`
+	ExitCode int    `json:"exit_code,omitempty"`
+	TimedOut bool   `json:"timed_out,omitempty"`
+	Error    string `json:"error,omitempty"` // FrameExit: the command could not be run at all
+}
+
+// Frame types.
+const (
+	FrameStdout = "o"
+	FrameStderr = "e"
+	FrameExit   = "x"
+)
+
+// ReadRequest is the /read body. limit <= 0 means 2000.
+type ReadRequest struct {
+	Path   string `json:"path"`
+	Offset int    `json:"offset"`
+	Limit  int    `json:"limit"`
+}
+
+// ReadResponse is the /read body: the numbered text (fileops.FormatRead).
+type ReadResponse struct {
+	Content string `json:"content"`
+}
+
+// PathRequest is the body of routes that take only a path.
+type PathRequest struct {
+	Path string `json:"path"`
+}
+
+// WriteRequest is the upstream /write body.
+type WriteRequest struct {
+	Path       string `json:"path"`
+	ContentB64 string `json:"content_b64"`
+}
+
+// WriteResponse reports a write.
+type WriteResponse struct {
+	Path         string `json:"path"`
+	BytesWritten int    `json:"bytes_written"`
+}
+
+// EditRequest is the /edit body (fileops.ApplyEdit semantics).
+type EditRequest struct {
+	Path       string `json:"path"`
+	Old        string `json:"old_string"`
+	New        string `json:"new_string"`
+	ReplaceAll bool   `json:"replace_all"`
+}
+
+// EditResponse reports an edit.
+type EditResponse struct {
+	Path        string `json:"path"`
+	Occurrences int    `json:"occurrences"`
+}
+
+// GlobRequest is the /glob body.
+type GlobRequest struct {
+	Pattern string `json:"pattern"`
+	Path    string `json:"path"`
+}
+
+// GrepRequest is the /grep body.
+type GrepRequest struct {
+	Pattern       string `json:"pattern"`
+	Path          string `json:"path,omitempty"`
+	Glob          string `json:"glob,omitempty"`
+	IncludeHidden bool   `json:"include_hidden,omitempty"`
+}
+
+// ExistsResponse is the /exists body.
+type ExistsResponse struct {
+	Exists bool `json:"exists"`
+}
+
+// FileInfo is one row of /ls and /glob (upstream's keys).
+type FileInfo struct {
+	Name       string     `json:"name"`
+	Path       string     `json:"path"`
+	IsDir      bool       `json:"is_dir"`
+	Size       int64      `json:"size"`
+	ModifiedAt *time.Time `json:"modified_at,omitempty"`
+}
+
+// GrepMatch is one row of /grep.
+type GrepMatch struct {
+	Path       string `json:"path"`
+	LineNumber int    `json:"line_number"`
+	Line       string `json:"line"`
+}
+
+// ConfigureRequest binds a warm pod to a session: it replaces the token (the request itself carries
+// the current one) and sets environment variables added to every later command.
+type ConfigureRequest struct {
+	Token string            `json:"token,omitempty"`
+	Env   map[string]string `json:"env,omitempty"`
+}
+
+// Error is the body of every non-2xx response.
+type Error struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+	Size  int64  `json:"size,omitempty"`  // CodeTooLarge
+	Limit int64  `json:"limit,omitempty"` // CodeTooLarge
+	Lines int    `json:"lines,omitempty"` // CodeOffset
+	Count int    `json:"count,omitempty"` // CodeStringNotFound (0), CodeAmbiguous (n)
+}
+
+// Error codes, one per typed error of the podsandbox package.
+const (
+	CodeNotFound       = "not_found"        // 404
+	CodeIsDirectory    = "is_directory"     // 400
+	CodeNotDirectory   = "not_directory"    // 400
+	CodeTooLarge       = "too_large"        // 413
+	CodeOffset         = "offset"           // 400
+	CodeStringNotFound = "string_not_found" // 400 (Count 0)
+	CodeAmbiguous      = "ambiguous"        // 400 (Count n)
+	CodeInvalid        = "invalid"          // 400
+	CodeUnauthorized   = "unauthorized"     // 401
+	CodeInternal       = "internal"         // 500
+)
