@@ -1,0 +1,485 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/podsandbox/podsandbox/internal/fileops"
+	"github.com/podsandbox/podsandbox/internal/wire"
+)
+
+// TimeoutExitCode is the exit code of a command killed by its timeout, as timeout(1).
+const TimeoutExitCode = 124
+
+// startErrorExitCode is the exit_code of an /exec/stream exit frame whose command never ran.
+const startErrorExitCode = 127
+
+// maxDrainBytes bounds what is read from a pipe, without waiting, once the wait delay is over.
+const maxDrainBytes = 1 << 20
+
+var errTimedOut = errors.New("command timed out")
+
+// execSpec is a validated command.
+type execSpec struct {
+	command string
+	dir     string
+	env     []string
+	timeout time.Duration
+	// stdin feeds the command's standard input; nil means /dev/null.
+	stdin io.Reader
+	// stopStdin, if set, unblocks a Read of stdin that is still pending when the command is over.
+	stopStdin func()
+}
+
+type execResult struct {
+	exitCode int
+	timedOut bool
+}
+
+// sinkFunc receives output as it arrives: stream is wire.FrameStdout or wire.FrameStderr. p is only
+// valid during the call. Calls are serialised by the caller's own locking, not by run.
+type sinkFunc func(stream string, p []byte)
+
+// prepareExec validates req and resolves its directory, timeout and environment.
+func (s *Server) prepareExec(req *wire.ExecRequest) (*execSpec, *apiError) {
+	if e := validEnv(req.Env); e != nil {
+		return nil, e
+	}
+	dir := fileops.Resolve(req.Dir, s.workDir)
+	st, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		e := fsError(dir, err, true)
+		e.body.Error = "working directory " + e.body.Error
+		return nil, e
+	case !st.IsDir():
+		return nil, errNotDir(dir)
+	}
+	timeout := DefaultExecTimeout
+	if req.TimeoutSeconds > 0 {
+		timeout = time.Duration(min(req.TimeoutSeconds, maxExecTimout.Seconds()) * float64(time.Second))
+	}
+	s.mu.Lock()
+	env := slices.Clone(s.baseEnv)
+	env = appendEnv(env, s.env)
+	s.mu.Unlock()
+	env = appendEnv(env, req.Env)
+	return &execSpec{command: req.Command, dir: dir, env: env, timeout: max(timeout, time.Millisecond)}, nil
+}
+
+// appendEnv appends m in key order; os/exec keeps the last value of a duplicated key.
+func appendEnv(env []string, m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		env = append(env, k+"="+m[k])
+	}
+	return env
+}
+
+// run runs spec with `shell -c` in its own process group and hands its output to sink as it
+// arrives. It returns when the shell has exited and its output has been read: output still held
+// open by background children is read for at most the wait delay after the shell exits (whatever
+// is then already in the pipes is still delivered), later output is dropped and the children are
+// left running. On timeout or when ctx ends the whole process group is killed with SIGKILL.
+func (s *Server) run(ctx context.Context, spec *execSpec, sink sinkFunc) (execResult, *apiError) {
+	ctx, cancel := context.WithTimeoutCause(ctx, spec.timeout, errTimedOut)
+	defer cancel()
+
+	cmd := exec.CommandContext(ctx, s.shell, "-c", spec.command)
+	cmd.Dir = spec.dir
+	cmd.Env = spec.env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = s.waitDelay
+	var timedOut atomic.Bool
+	cmd.Cancel = func() error {
+		if errors.Is(context.Cause(ctx), errTimedOut) {
+			timedOut.Store(true)
+		}
+		err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		if errors.Is(err, syscall.ESRCH) {
+			return os.ErrProcessDone
+		}
+		return err
+	}
+
+	var files []*os.File // every pipe end, closed on failure
+	closeAll := func() {
+		for _, f := range files {
+			_ = f.Close()
+		}
+	}
+	pipe := func() (r, w *os.File, err error) {
+		r, w, err = os.Pipe()
+		if err == nil {
+			files = append(files, r, w)
+		}
+		return r, w, err
+	}
+	outR, outW, err := pipe()
+	if err != nil {
+		return execResult{}, errInternal("pipe: %v", err)
+	}
+	errR, errW, err := pipe()
+	if err != nil {
+		closeAll()
+		return execResult{}, errInternal("pipe: %v", err)
+	}
+	cmd.Stdout, cmd.Stderr = outW, errW
+	var inR, inW *os.File
+	if spec.stdin != nil {
+		if inR, inW, err = pipe(); err != nil {
+			closeAll()
+			return execResult{}, errInternal("pipe: %v", err)
+		}
+		cmd.Stdin = inR
+	}
+
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		closeAll()
+		return execResult{}, newError(http.StatusServiceUnavailable, wire.CodeInternal, "server is shutting down")
+	}
+	err = cmd.Start()
+	if err == nil {
+		s.running[cmd.Process.Pid] = struct{}{}
+	}
+	s.mu.Unlock()
+	if err != nil {
+		closeAll()
+		if errors.Is(err, syscall.E2BIG) {
+			return execResult{}, errInvalid("command and environment are too large to run: %v", err)
+		}
+		return execResult{}, errInternal("starting %s: %v", s.shell, err)
+	}
+	pgid := cmd.Process.Pid
+	// The child has its copies; ours would keep the pipes open.
+	_ = outW.Close()
+	_ = errW.Close()
+	if inR != nil {
+		_ = inR.Close()
+	}
+
+	var draining atomic.Bool
+	var pumps sync.WaitGroup
+	pumps.Add(2)
+	go pump(outR, wire.FrameStdout, sink, &draining, &pumps)
+	go pump(errR, wire.FrameStderr, sink, &draining, &pumps)
+
+	stdinDone := make(chan struct{})
+	if inW != nil {
+		go func() {
+			defer close(stdinDone)
+			_, _ = io.Copy(inW, spec.stdin)
+			_ = inW.Close()
+		}()
+	} else {
+		close(stdinDone)
+	}
+
+	waitErr := cmd.Wait()
+	s.mu.Lock()
+	delete(s.running, pgid)
+	s.mu.Unlock()
+
+	pumped := make(chan struct{})
+	go func() { pumps.Wait(); close(pumped) }()
+	select {
+	case <-pumped:
+	case <-time.After(s.waitDelay):
+		// A background child holds stdout or stderr: stop waiting for it.
+		draining.Store(true)
+		now := time.Now()
+		_ = outR.SetReadDeadline(now)
+		_ = errR.SetReadDeadline(now)
+		<-pumped
+	}
+	_ = outR.Close()
+	_ = errR.Close()
+	if inW != nil {
+		select {
+		case <-stdinDone:
+		default:
+			_ = inW.SetWriteDeadline(time.Now())
+			if spec.stopStdin != nil {
+				spec.stopStdin()
+			}
+			<-stdinDone
+		}
+	}
+
+	st := cmd.ProcessState
+	if st == nil {
+		return execResult{}, errInternal("waiting for command: %v", waitErr)
+	}
+	res := execResult{exitCode: st.ExitCode()}
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		res.exitCode = 128 + int(ws.Signal())
+	}
+	if timedOut.Load() {
+		res.exitCode, res.timedOut = TimeoutExitCode, true
+	}
+	return res, nil
+}
+
+// pump copies f to sink until EOF, or, once draining is set and f's read deadline has passed,
+// until f has nothing more to give without waiting.
+func pump(f *os.File, stream string, sink sinkFunc, draining *atomic.Bool, wg *sync.WaitGroup) {
+	defer wg.Done()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := f.Read(buf)
+		if n > 0 {
+			sink(stream, buf[:n])
+		}
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) && draining.Load() {
+			drainReady(f, stream, buf, sink)
+		}
+		return
+	}
+}
+
+// drainReady delivers what is already buffered in the pipe f, without waiting for more.
+func drainReady(f *os.File, stream string, buf []byte, sink sinkFunc) {
+	if f.SetReadDeadline(time.Time{}) != nil {
+		return
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	for total := 0; total < maxDrainBytes; {
+		var n int
+		var rerr error
+		// Returning true means "done": the pipe is non-blocking, so this never waits.
+		if err := rc.Read(func(fd uintptr) bool {
+			n, rerr = syscall.Read(int(fd), buf)
+			return true
+		}); err != nil || rerr != nil || n <= 0 {
+			return
+		}
+		sink(stream, buf[:n])
+		total += n
+	}
+}
+
+// capture keeps a command's output for /exec, each stream and the combined output capped at limit
+// bytes. Output over the cap is read and dropped, so the command never blocks on it.
+type capture struct {
+	mu        sync.Mutex
+	limit     int
+	stdout    []byte
+	stderr    []byte
+	combined  []byte
+	truncated bool
+}
+
+func (c *capture) add(stream string, p []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if stream == wire.FrameStdout {
+		c.stdout = c.appendCapped(c.stdout, p)
+	} else {
+		c.stderr = c.appendCapped(c.stderr, p)
+	}
+	c.combined = c.appendCapped(c.combined, p)
+}
+
+func (c *capture) appendCapped(dst, p []byte) []byte {
+	if room := c.limit - len(dst); len(p) > room {
+		c.truncated = true
+		p = p[:max(room, 0)]
+	}
+	return append(dst, p...)
+}
+
+// handleExec is POST /exec: run a command and return its captured output (upstream's shape).
+func (s *Server) handleExec(w http.ResponseWriter, r *http.Request) *apiError {
+	var req wire.ExecRequest
+	if e := decodeJSON(w, r, execBodyLimit, &req); e != nil {
+		return e
+	}
+	spec, e := s.prepareExec(&req)
+	if e != nil {
+		return e
+	}
+	limit := req.OutputLimit
+	if limit <= 0 {
+		limit = DefaultOutputLimit
+	}
+	c := &capture{limit: limit}
+	res, e := s.run(r.Context(), spec, c.add)
+	if e != nil {
+		return e
+	}
+	writeJSON(w, http.StatusOK, wire.ExecResponse{
+		Output:    string(c.combined),
+		ExitCode:  res.exitCode,
+		Truncated: c.truncated,
+		Stdout:    string(c.stdout),
+		Stderr:    string(c.stderr),
+		TimedOut:  res.timedOut,
+	})
+	return nil
+}
+
+// handleExecStream is POST /exec/stream. The body is one JSON ExecRequest line, "\n", then the
+// command's stdin when req.Stdin. The response is NDJSON frames: output as it arrives, uncapped,
+// then one exit frame. Once the stream has started, a command that cannot run is reported in the
+// exit frame's error.
+func (s *Server) handleExecStream(w http.ResponseWriter, r *http.Request) *apiError {
+	body := bufio.NewReaderSize(r.Body, 64<<10)
+	line, e := readLine(body, execBodyLimit)
+	if e != nil {
+		return e
+	}
+	var req wire.ExecRequest
+	if err := json.Unmarshal(line, &req); err != nil {
+		return errInvalid("first line of the body is not a JSON exec request: %v", err)
+	}
+	spec, e := s.prepareExec(&req)
+	if e != nil {
+		return e
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	rc := http.NewResponseController(w)
+	// Read the rest of the body while writing the response: stdin for the command, or nothing
+	// (read to EOF so that net/http notices a client that goes away). A read error other than EOF
+	// means the client is gone.
+	_ = rc.EnableFullDuplex()
+	rest := &watchedReader{r: body, onErr: cancel}
+	bodyDone := make(chan struct{})
+	stopBody := func() { _ = rc.SetReadDeadline(time.Now()) }
+	if req.Stdin {
+		spec.stdin = rest
+		spec.stopStdin = stopBody
+		close(bodyDone)
+	} else {
+		go func() {
+			defer close(bodyDone)
+			_, _ = io.Copy(io.Discard, rest)
+		}()
+	}
+
+	h := w.Header()
+	h.Set("Content-Type", "application/x-ndjson")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	fw := &frameWriter{w: w, rc: rc, onFail: cancel}
+	fw.flush()
+
+	res, e := s.run(ctx, spec, func(stream string, p []byte) { fw.write(wire.Frame{Type: stream, Data: p}) })
+	if e != nil {
+		fw.write(wire.Frame{Type: wire.FrameExit, ExitCode: startErrorExitCode, Error: e.body.Error})
+	} else {
+		fw.write(wire.Frame{Type: wire.FrameExit, ExitCode: res.exitCode, TimedOut: res.timedOut})
+	}
+	select {
+	case <-bodyDone:
+	default:
+		stopBody()
+		<-bodyDone
+	}
+	return nil
+}
+
+// readLine reads up to and without the first "\n" (or EOF), at most limit bytes.
+func readLine(r *bufio.Reader, limit int64) ([]byte, *apiError) {
+	var line []byte
+	for {
+		chunk, err := r.ReadSlice('\n')
+		line = append(line, chunk...)
+		if int64(len(line)) > limit {
+			return nil, errTooLarge("exec request line", 0, limit)
+		}
+		switch {
+		case err == nil:
+			return bytes.TrimSuffix(line, []byte("\n")), nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF):
+			return line, nil
+		default:
+			return nil, errInvalid("reading request body: %v", err)
+		}
+	}
+}
+
+// watchedReader calls onErr when a Read fails with anything but EOF.
+type watchedReader struct {
+	r     io.Reader
+	onErr func()
+}
+
+func (w *watchedReader) Read(p []byte) (int, error) {
+	n, err := w.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		w.onErr()
+	}
+	return n, err
+}
+
+// frameWriter writes NDJSON frames, flushing each one. After the first failed write it drops
+// frames and calls onFail (the client is gone: cancel the command).
+type frameWriter struct {
+	mu     sync.Mutex
+	w      io.Writer
+	rc     *http.ResponseController
+	failed bool
+	onFail func()
+}
+
+func (f *frameWriter) write(fr wire.Frame) {
+	b, err := json.Marshal(fr)
+	if err != nil {
+		return
+	}
+	b = append(b, '\n')
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failed {
+		return
+	}
+	if _, err := f.w.Write(b); err != nil {
+		f.fail()
+		return
+	}
+	if err := f.rc.Flush(); err != nil {
+		f.fail()
+	}
+}
+
+func (f *frameWriter) flush() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.rc.Flush(); err != nil {
+		f.fail()
+	}
+}
+
+func (f *frameWriter) fail() {
+	f.failed = true
+	f.onFail()
+}
