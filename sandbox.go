@@ -179,8 +179,8 @@ func WithStdout(w io.Writer) ExecOption { return func(c *ExecConfig) { c.Stdout 
 // WithStderr streams every byte of stderr to w as it arrives, uncapped. w should not block.
 func WithStderr(w io.Writer) ExecOption { return func(c *ExecConfig) { c.Stderr = w } }
 
-// WithEnv adds environment variables for this command only.
-func WithEnv(env map[string]string) ExecOption { return func(c *ExecConfig) { c.Env = env } }
+// WithExecEnv adds environment variables for this command only (WithEnv sets the pod's).
+func WithExecEnv(env map[string]string) ExecOption { return func(c *ExecConfig) { c.Env = env } }
 
 // WithDir runs the command in dir (relative to the work dir) instead of the work dir.
 func WithDir(dir string) ExecOption { return func(c *ExecConfig) { c.Dir = dir } }
@@ -298,6 +298,9 @@ type StartupError struct {
 	Message string
 	// Events are the pod's most recent events, oldest first, as "Reason: message".
 	Events []string
+	// ImageUnsupported is set when the image lacks /bin/sh; the error then also matches
+	// ErrUnsupportedImage.
+	ImageUnsupported bool
 }
 
 func (e *StartupError) Error() string {
@@ -311,7 +314,9 @@ func (e *StartupError) Error() string {
 	}
 	return b.String()
 }
-func (e *StartupError) Is(target error) bool { return target == ErrStartup }
+func (e *StartupError) Is(target error) bool {
+	return target == ErrStartup || (e.ImageUnsupported && target == ErrUnsupportedImage)
+}
 
 // ConflictError is returned by Start when a pod with the sandbox's name exists but cannot be
 // adopted (it is not managed by podsandbox, has another sandbox id, or is terminating).

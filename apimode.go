@@ -1,0 +1,664 @@
+package podsandbox
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/remotecommand"
+	utilexec "k8s.io/client-go/util/exec"
+	"k8s.io/streaming/pkg/httpstream"
+
+	"github.com/podsandbox/podsandbox/internal/fileops"
+)
+
+// apiTransport runs everything through pods/exec: WebSocket v5 first, SPDY when the upgrade is
+// refused (kubectl's predicate, from k8s.io/streaming: the deprecated apimachinery copy never
+// matches and would silently disable the fallback).
+//
+// The three protocol traps of pods/exec (kubernetes-notes §1.5) are handled here:
+//   - silent stdout truncation: every run ends with a random end marker on stdout and stderr; a run
+//     whose marker is missing is reported as ErrOutputIncomplete, never as a short result;
+//   - the hang when a background child keeps stdout open: once both markers have arrived the
+//     command is done, and the stream is closed after a short grace (os/exec's WaitDelay);
+//   - cancel does not kill the remote process: on timeout or cancel a second exec kills the whole
+//     process tree and group of the run, found by its marker in /proc/*/cmdline.
+type apiTransport struct {
+	s      *KubernetesPodSandbox
+	rest   *rest.Config
+	client rest.Interface
+	noWS   atomic.Bool // the server refused WebSocket once: go straight to SPDY
+}
+
+// waitDelay is how long a finished command's streams may stay open (a background child holding
+// them) before the client closes them.
+const waitDelay = 500 * time.Millisecond
+
+func newAPITransport(s *KubernetesPodSandbox) *apiTransport {
+	cs, err := kubernetes.NewForConfig(s.rest)
+	t := &apiTransport{s: s, rest: s.rest}
+	if err == nil {
+		t.client = cs.CoreV1().RESTClient()
+	}
+	return t
+}
+
+func (t *apiTransport) close() {}
+
+// stream runs argv in the sandbox container over pods/exec and returns its exit code.
+func (t *apiTransport) stream(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	if t.client == nil {
+		return 0, fmt.Errorf("podsandbox: no REST client for pods/exec")
+	}
+	req := t.client.Post().Namespace(t.s.cfg.namespace).Resource("pods").Name(t.s.podName).SubResource("exec").
+		VersionedParams(&corev1.PodExecOptions{
+			Container: ContainerName,
+			Command:   argv,
+			Stdin:     stdin != nil,
+			Stdout:    true,
+			Stderr:    true,
+		}, scheme.ParameterCodec)
+	u := req.URL()
+	spdy, err := remotecommand.NewSPDYExecutor(t.rest, "POST", u)
+	if err != nil {
+		return 0, fmt.Errorf("podsandbox: pods/exec: %w", err)
+	}
+	var ex remotecommand.Executor = spdy
+	if !t.noWS.Load() {
+		ws, err := remotecommand.NewWebSocketExecutor(t.rest, "GET", u.String())
+		if err != nil {
+			return 0, fmt.Errorf("podsandbox: pods/exec: %w", err)
+		}
+		ex, err = remotecommand.NewFallbackExecutor(ws, spdy, func(err error) bool {
+			fb := httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
+			if fb {
+				t.noWS.Store(true)
+			}
+			return fb
+		})
+		if err != nil {
+			return 0, fmt.Errorf("podsandbox: pods/exec: %w", err)
+		}
+	}
+	err = ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: stdin, Stdout: stdout, Stderr: stderr})
+	var ce utilexec.CodeExitError
+	switch {
+	case err == nil:
+		return 0, nil
+	case errors.As(err, &ce):
+		return ce.Code, nil
+	case ctx.Err() != nil:
+		return 0, ctx.Err()
+	case isNotFound(err) || strings.Contains(err.Error(), "not found"):
+		return 0, fmt.Errorf("%w: %s: %w", ErrSandboxGone, t.s.podName, err)
+	}
+	return 0, fmt.Errorf("podsandbox: pods/exec: %w", err)
+}
+
+// runWrapper is the argv[2] script of every run: $1 dir, $2 end marker, $3 backstop timeout
+// (seconds), $4 number of env assignments, $5 the script to run, then the env assignments, then the
+// script's own arguments. User data only ever travels as these arguments or stdin, never pasted
+// into script text. The script's output is followed by the marker on stdout and marker+status (3
+// digits) on stderr; "NTO" instead of the status means the image has no timeout(1).
+const runWrapper = `d=$1 mk=$2 to=$3 ne=$4 c=$5; shift 5
+while [ "$ne" -gt 0 ]; do export "$1"; shift; ne=$((ne-1)); done
+if ! command -v timeout >/dev/null 2>&1; then printf '%s%s' "$mk" NTO >&2; exit 127; fi
+cd "$d" || { printf '%s' "$mk"; printf '%s%03d' "$mk" 1 >&2; exit 1; }
+timeout -s KILL "$to" /bin/sh -c "$c" sh "$@"
+s=$?
+printf '%s' "$mk"
+printf '%s%03d' "$mk" "$s" >&2
+exit $s`
+
+// stopScript kills every process of a run: the wrapper (found by its marker, passed in two halves
+// so this script's own command line does not contain it), its descendants, and every member of a
+// process group led by one of them. It never touches PID 1.
+const stopScript = `mk="$1$2"
+set=" "
+for f in /proc/[0-9]*/cmdline; do
+  p=${f#/proc/}; p=${p%/cmdline}
+  if [ "$p" != 1 ] && [ "$p" != $$ ] && grep -qF -- "$mk" "$f" 2>/dev/null; then set="$set$p "; fi
+done
+[ "$set" = " " ] && exit 0
+changed=1
+while [ $changed = 1 ]; do
+  changed=0
+  for st in /proc/[0-9]*/stat; do
+    p=${st#/proc/}; p=${p%/stat}
+    case "$set" in *" $p "*) continue;; esac
+    [ "$p" = 1 ] || [ "$p" = $$ ] && continue
+    read -r l < "$st" 2>/dev/null || continue
+    l=${l##*) }
+    set -- $l
+    case "$set" in *" $2 "*|*" $3 "*) set="$set$p "; changed=1;; esac
+  done
+done
+kill -KILL $set 2>/dev/null
+exit 0`
+
+// run executes script with args under runWrapper and collects its output.
+type runResult struct {
+	exitCode  int
+	timedOut  bool
+	noTimeout bool
+}
+
+func newMarker() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return "\x1e~psbx" + hex.EncodeToString(b) + "~"
+}
+
+// run runs script in dir with env and args. Its stdout and stderr (markers removed) go to
+// stdout/stderr; timeout <= 0 means no deadline beyond ctx.
+func (t *apiTransport) run(ctx context.Context, dir, script string, env map[string]string, args []string,
+	stdin io.Reader, stdout, stderr io.Writer, timeout time.Duration) (runResult, error) {
+	mk := newMarker()
+	backstop := int64(math.MaxInt32)
+	if timeout > 0 {
+		backstop = int64(math.Ceil(timeout.Seconds())) + 10
+	}
+	argv := []string{"/bin/sh", "-c", runWrapper, "psbx", dir, mk, strconv.FormatInt(backstop, 10), strconv.Itoa(len(env)), script}
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		argv = append(argv, k+"="+env[k])
+	}
+	argv = append(argv, args...)
+
+	out := &markerWriter{w: stdout, marker: []byte(mk)}
+	errw := &markerWriter{w: stderr, marker: []byte(mk), status: 3}
+	streamCtx, cancelStream := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelStream()
+	done := make(chan struct{})
+	onEnd := func() {
+		if out.seen() && errw.seen() {
+			select {
+			case <-done:
+			default:
+				time.AfterFunc(waitDelay, cancelStream) // a background child holds the streams
+			}
+		}
+	}
+	out.onEnd, errw.onEnd = onEnd, onEnd
+
+	type result struct {
+		code int
+		err  error
+	}
+	resc := make(chan result, 1)
+	go func() {
+		code, err := t.stream(streamCtx, argv, stdin, out, errw)
+		close(done)
+		resc <- result{code, err}
+	}()
+
+	var deadline <-chan time.Time
+	if timeout > 0 {
+		tm := time.NewTimer(timeout)
+		defer tm.Stop()
+		deadline = tm.C
+	}
+	var res runResult
+	select {
+	case r := <-resc:
+		if r.err != nil && !(errors.Is(r.err, context.Canceled) && out.seen() && errw.seen()) {
+			return res, r.err
+		}
+		res.exitCode = r.code
+	case <-deadline:
+		t.kill(ctx, mk)
+		cancelStream()
+		<-resc
+		res.timedOut, res.exitCode = true, TimeoutExitCode
+		return res, nil
+	case <-ctx.Done():
+		t.kill(ctx, mk)
+		cancelStream()
+		<-resc
+		return res, ctx.Err()
+	}
+	if !out.seen() || !errw.seen() {
+		return res, fmt.Errorf("%w: pod %s (exit code %d, %d bytes received)", ErrOutputIncomplete, t.s.podName, res.exitCode, out.n+errw.n)
+	}
+	switch st := string(errw.statusBytes); st {
+	case "NTO":
+		res.noTimeout = true
+	default:
+		if n, err := strconv.Atoi(st); err == nil {
+			res.exitCode = n // the marker's status is exact even when the stream was closed early
+		}
+	}
+	return res, nil
+}
+
+// kill runs the stop script: a second exec, bounded, that survives the caller's cancellation.
+func (t *apiTransport) kill(ctx context.Context, mk string) {
+	kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	half := len(mk) / 2
+	if _, err := t.stream(kctx, []string{"/bin/sh", "-c", stopScript, "psbx", mk[:half], mk[half:]}, nil, io.Discard, io.Discard); err != nil {
+		t.s.log.Warn("could not kill a command after timeout or cancel", "err", err)
+	}
+}
+
+func (t *apiTransport) exec(ctx context.Context, command string, c ExecConfig) (*ExecuteResponse, error) {
+	dir := c.Dir
+	if dir == "" {
+		dir = t.s.cfg.workDir
+	}
+	capt := newCapture(c.OutputLimit, c.Stdout, c.Stderr)
+	res, err := t.run(ctx, dir, command, c.Env, nil, c.Stdin, capt.stream(1), capt.stream(2), c.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	if res.noTimeout {
+		return nil, fmt.Errorf("%w: %s has no timeout command (API mode needs /bin/sh and timeout; busybox or coreutils provide it)", ErrUnsupportedImage, t.s.cfg.image)
+	}
+	return capt.response(res.exitCode, res.timedOut), nil
+}
+
+// fileTimeout bounds the derived file operations (upstream's FILE_OP_TIMEOUT and SEARCH_TIMEOUT).
+const (
+	fileTimeout   = 2 * time.Minute
+	searchTimeout = 2 * time.Minute
+)
+
+// script runs a file-operation script and returns its stdout; non-zero exits are returned as code.
+func (t *apiTransport) script(ctx context.Context, script string, stdin io.Reader, timeout time.Duration, args ...string) ([]byte, []byte, int, error) {
+	var out, errb bytes.Buffer
+	res, err := t.run(ctx, "/", script, nil, args, stdin, &out, &errb, timeout)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	if res.timedOut {
+		return nil, nil, 0, fmt.Errorf("podsandbox: file operation timed out after %s", timeout)
+	}
+	return out.Bytes(), errb.Bytes(), res.exitCode, nil
+}
+
+// Exit codes of the file scripts.
+const (
+	exNotFound = 3
+	exIsDir    = 4
+	exNotDir   = 5
+	exTooLarge = 6
+)
+
+func pathErr(op, p string, code int, stderr []byte) error {
+	switch code {
+	case exNotFound:
+		return &PathError{Op: op, Path: p, Err: ErrNotFound}
+	case exIsDir:
+		return &PathError{Op: op, Path: p, Err: ErrIsDirectory}
+	case exNotDir:
+		return &PathError{Op: op, Path: p, Err: ErrNotDirectory}
+	}
+	return &PathError{Op: op, Path: p, Err: fmt.Errorf("exit code %d: %s", code, strings.TrimSpace(string(stderr)))}
+}
+
+const readScript = `f=$1
+[ -e "$f" ] || exit 3
+[ -d "$f" ] && exit 4
+exec head -c "$2" -- "$f"`
+
+func (t *apiTransport) readBytes(ctx context.Context, p string) ([]byte, error) {
+	limit := t.s.cfg.maxFileBytes
+	out, errb, code, err := t.script(ctx, readScript, nil, fileTimeout, p, strconv.FormatInt(limit+1, 10))
+	if err != nil {
+		return nil, err
+	}
+	if code != 0 {
+		return nil, pathErr("read", p, code, errb)
+	}
+	if int64(len(out)) > limit {
+		size := int64(-1)
+		if o, _, c, err := t.script(ctx, `stat -c %s -- "$1"`, nil, fileTimeout, p); err == nil && c == 0 {
+			size, _ = strconv.ParseInt(strings.TrimSpace(string(o)), 10, 64)
+		}
+		return nil, &FileTooLargeError{Path: p, Size: size, Limit: limit}
+	}
+	return out, nil
+}
+
+func (t *apiTransport) read(ctx context.Context, p string, offset, limit int) (string, error) {
+	data, err := t.readBytes(ctx, p)
+	if err != nil {
+		return "", err
+	}
+	return formatRead(p, data, offset, limit)
+}
+
+func formatRead(p string, data []byte, offset, limit int) (string, error) {
+	s, err := fileops.FormatRead(data, offset, limit)
+	var oe *fileops.OffsetError
+	if errors.As(err, &oe) {
+		return "", &OffsetError{Path: p, Offset: oe.Offset, Lines: oe.Lines}
+	}
+	return s, err
+}
+
+// writeScript writes stdin to a temporary file beside the target, checks the byte count (a
+// connection lost mid-upload must not leave a short file) and renames it into place.
+const writeScript = `f=$1 n=$2
+[ -d "$f" ] && exit 4
+d=${f%/*}; [ -n "$d" ] || d=/
+mkdir -p -- "$d" || exit 1
+tmp="$d/.psbx-tmp.$$"
+if cat > "$tmp" && [ "$(wc -c < "$tmp")" -eq "$n" ] && mv -f -- "$tmp" "$f"; then exit 0; fi
+rm -f -- "$tmp"; exit 1`
+
+func (t *apiTransport) write(ctx context.Context, p string, content []byte) (int, error) {
+	_, errb, code, err := t.script(ctx, writeScript, bytes.NewReader(content), fileTimeout, p, strconv.Itoa(len(content)))
+	if err != nil {
+		return 0, err
+	}
+	if code != 0 {
+		return 0, pathErr("write", p, code, errb)
+	}
+	return len(content), nil
+}
+
+func (t *apiTransport) edit(ctx context.Context, p, old, new string, replaceAll bool) (int, error) {
+	data, err := t.readBytes(ctx, p)
+	if err != nil {
+		return 0, err
+	}
+	out, n, err := applyEdit(p, data, old, new, replaceAll)
+	if err != nil {
+		return 0, err
+	}
+	if int64(len(out)) > t.s.cfg.maxFileBytes {
+		return 0, &FileTooLargeError{Path: p, Size: int64(len(out)), Limit: t.s.cfg.maxFileBytes}
+	}
+	if _, err := t.write(ctx, p, out); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+func applyEdit(p string, data []byte, old, new string, replaceAll bool) ([]byte, int, error) {
+	out, n, err := fileops.ApplyEdit(data, old, new, replaceAll)
+	var ce *fileops.CountError
+	switch {
+	case errors.As(err, &ce):
+		return nil, 0, &EditError{Path: p, Old: old, Count: ce.Count}
+	case errors.Is(err, fileops.ErrEmptyOld):
+		return nil, 0, fmt.Errorf("%w: %v", ErrInvalidArgument, err)
+	}
+	return out, n, err
+}
+
+// lsScript prints the directory's entries as NUL-terminated records "name", "d" or "f", then one
+// "size mtime" line per entry from a single stat call, in the same order.
+const lsScript = `d=$1
+[ -e "$d" ] || exit 3
+[ -d "$d" ] || exit 5
+cd -- "$d" || exit 1
+set --
+for f in * .[!.]* ..?*; do
+  if [ -e "$f" ] || [ -L "$f" ]; then set -- "$@" "$f"; fi
+done
+[ $# -eq 0 ] && exit 0
+for f; do if [ -d "$f" ]; then printf '%s\0d\0' "$f"; else printf '%s\0f\0' "$f"; fi; done
+printf '\0'
+exec stat -c '%s %Y' -- "$@"`
+
+func (t *apiTransport) ls(ctx context.Context, dir string) ([]fileops.Entry, error) {
+	out, errb, code, err := t.script(ctx, lsScript, nil, fileTimeout, dir)
+	if err != nil {
+		return nil, err
+	}
+	if code != 0 {
+		return nil, pathErr("ls", dir, code, errb)
+	}
+	if len(out) == 0 {
+		return []fileops.Entry{}, nil
+	}
+	head, stats, ok := bytes.Cut(out, []byte{0, 0})
+	fields := strings.Split(string(head), "\x00")
+	lines := strings.Split(strings.TrimSuffix(string(stats), "\n"), "\n")
+	if !ok || len(fields)%2 != 0 || len(lines) != len(fields)/2 {
+		return nil, fmt.Errorf("podsandbox: ls %s: unexpected listing from the pod", dir)
+	}
+	es := make([]fileops.Entry, 0, len(lines))
+	for i := range lines {
+		name := fields[2*i]
+		var size, mtime int64
+		fmt.Sscan(lines[i], &size, &mtime)
+		es = append(es, fileops.Entry{Name: name, Path: path.Join(dir, name), IsDir: fields[2*i+1] == "d",
+			Size: size, ModTime: time.Unix(mtime, 0).UTC()})
+	}
+	fileops.SortLs(es)
+	return es, nil
+}
+
+// globScript lists every regular file under the root, NUL-terminated. find's exit status is
+// ignored: one unreadable directory must not lose the other results (upstream bug).
+const globScript = `[ -d "$1" ] || exit 0
+find "$1" -type f -print0 2>/dev/null
+exit 0`
+
+func (t *apiTransport) glob(ctx context.Context, pattern, root string) ([]fileops.Entry, error) {
+	out, errb, code, err := t.script(ctx, globScript, nil, searchTimeout, root)
+	if err != nil {
+		return nil, err
+	}
+	if code != 0 {
+		return nil, pathErr("glob", root, code, errb)
+	}
+	return globFilter(pattern, root, strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")), nil
+}
+
+// globFilter keeps the files whose root-relative path matches pattern, sorted by path.
+func globFilter(pattern, root string, files []string) []fileops.Entry {
+	es := []fileops.Entry{}
+	prefix := strings.TrimSuffix(root, "/") + "/"
+	for _, f := range files {
+		rel, ok := strings.CutPrefix(f, prefix)
+		if !ok || rel == "" {
+			continue
+		}
+		if fileops.MatchGlob(pattern, rel) {
+			es = append(es, fileops.Entry{Name: path.Base(f), Path: f})
+		}
+	}
+	fileops.SortByPath(es)
+	return es
+}
+
+// grepScript lists the candidate files (NUL-terminated), an empty record, then grep's output for
+// them. The pattern and include glob arrive as arguments; grep gets the pattern after -e and the
+// files after --, so nothing the caller sends is read as an option or as shell text.
+const grepScript = `root=$1 pat=$2 inc=$3 hid=$4
+[ -e "$root" ] || exit 3
+if [ -d "$root" ]; then
+  if [ "$hid" = 1 ]; then find "$root" -type f -name "$inc" -print0 2>/dev/null
+  else find "$root" -mindepth 1 -name '.*' -prune -o -type f -name "$inc" -print0 2>/dev/null; fi
+else printf '%s\0' "$root"; fi > "/tmp/.psbx-grep.$$"
+cat "/tmp/.psbx-grep.$$"; printf '\0'
+xargs -0 grep -nHE -e "$pat" -- < "/tmp/.psbx-grep.$$" 2>/dev/null
+rm -f "/tmp/.psbx-grep.$$"
+exit 0`
+
+func (t *apiTransport) grep(ctx context.Context, pattern, root, glob string, hidden bool) ([]GrepMatch, error) {
+	inc := glob
+	if inc == "" {
+		inc = "*"
+	}
+	h := "0"
+	if hidden {
+		h = "1"
+	}
+	out, errb, code, err := t.script(ctx, grepScript, nil, searchTimeout, root, pattern, inc, h)
+	if err != nil {
+		return nil, err
+	}
+	if code != 0 {
+		return nil, pathErr("grep", root, code, errb)
+	}
+	return parseGrep(out), nil
+}
+
+// parseGrep splits the file list from grep's "path:line:text" output. Paths are recognised by the
+// list, so a ":" inside a file name does not confuse the parse.
+func parseGrep(out []byte) []GrepMatch {
+	list, body, _ := bytes.Cut(out, []byte{0, 0})
+	known := map[string]bool{}
+	for _, f := range strings.Split(string(list), "\x00") {
+		known[f] = true
+	}
+	ms := []GrepMatch{}
+	for _, line := range strings.Split(string(body), "\n") {
+		if line == "" || strings.ContainsRune(line, 0) {
+			continue
+		}
+		for i := 0; i < len(line); i++ {
+			if line[i] != ':' || !known[line[:i]] {
+				continue
+			}
+			rest := line[i+1:]
+			j := strings.IndexByte(rest, ':')
+			if j <= 0 {
+				continue
+			}
+			n, err := strconv.Atoi(rest[:j])
+			if err != nil {
+				continue
+			}
+			ms = append(ms, GrepMatch{Path: line[:i], LineNumber: n, Line: strings.ToValidUTF8(rest[j+1:], "\uFFFD")})
+			break
+		}
+	}
+	fileops.SortGrep(ms, func(m GrepMatch) (string, int) { return m.Path, m.LineNumber })
+	return ms
+}
+
+func (t *apiTransport) exists(ctx context.Context, p string) (bool, error) {
+	_, _, code, err := t.script(ctx, `[ -f "$1" ]`, nil, fileTimeout, p)
+	if err != nil {
+		return false, err
+	}
+	return code == 0, nil
+}
+
+// markerWriter passes a stream through, holding back enough bytes to recognise the run's end
+// marker (and, on stderr, the 3-byte status after it). Bytes after the marker (a background child
+// still writing) are dropped.
+type markerWriter struct {
+	w           io.Writer
+	marker      []byte
+	status      int
+	onEnd       func()
+	mu          sync.Mutex
+	buf         []byte
+	done        bool
+	statusBytes []byte
+	n           int
+}
+
+func (m *markerWriter) Write(p []byte) (int, error) {
+	m.mu.Lock()
+	if m.done {
+		m.mu.Unlock()
+		return len(p), nil
+	}
+	m.buf = append(m.buf, p...)
+	var flush []byte
+	ended := false
+	if i := bytes.Index(m.buf, m.marker); i >= 0 && len(m.buf)-i-len(m.marker) >= m.status {
+		flush = m.buf[:i]
+		m.statusBytes = append([]byte(nil), m.buf[i+len(m.marker):i+len(m.marker)+m.status]...)
+		m.buf, m.done, ended = nil, true, true
+	} else if keep := len(m.marker) + m.status; len(m.buf) > keep {
+		if i >= 0 {
+			keep = len(m.buf) - i
+		}
+		flush = m.buf[:len(m.buf)-keep]
+		m.buf = append([]byte(nil), m.buf[len(m.buf)-keep:]...)
+	}
+	m.n += len(flush)
+	m.mu.Unlock()
+	if len(flush) > 0 && m.w != nil {
+		if _, err := m.w.Write(flush); err != nil {
+			return 0, err
+		}
+	}
+	if ended && m.onEnd != nil {
+		m.onEnd()
+	}
+	return len(p), nil
+}
+
+func (m *markerWriter) seen() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.done
+}
+
+// capture keeps a command's output for the response: combined in arrival order plus each stream,
+// each capped, and passes every byte on to the caller's streaming writers.
+type capture struct {
+	mu      sync.Mutex
+	limit   int
+	out     [3][]byte // 0 combined, 1 stdout, 2 stderr
+	dropped bool
+	writers [3]io.Writer
+}
+
+func newCapture(limit int, stdout, stderr io.Writer) *capture {
+	return &capture{limit: limit, writers: [3]io.Writer{nil, stdout, stderr}}
+}
+
+type captureStream struct {
+	c  *capture
+	id int
+}
+
+func (c *capture) stream(id int) io.Writer { return captureStream{c, id} }
+
+func (s captureStream) Write(p []byte) (int, error) {
+	c := s.c
+	c.mu.Lock()
+	for _, i := range []int{0, s.id} {
+		room := c.limit - len(c.out[i])
+		if room < len(p) {
+			c.dropped = true
+		}
+		c.out[i] = append(c.out[i], p[:min(max(room, 0), len(p))]...)
+	}
+	w := c.writers[s.id]
+	c.mu.Unlock()
+	if w != nil {
+		return w.Write(p)
+	}
+	return len(p), nil
+}
+
+func (c *capture) response(code int, timedOut bool) *ExecuteResponse {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return &ExecuteResponse{
+		Output:    string(c.out[0]),
+		Stdout:    string(c.out[1]),
+		Stderr:    string(c.out[2]),
+		ExitCode:  code,
+		Truncated: c.dropped,
+		TimedOut:  timedOut,
+	}
+}

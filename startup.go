@@ -1,0 +1,324 @@
+package podsandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/json"
+)
+
+// waitUsable waits, on watch events, until the pod can serve requests: Running and Ready in API
+// mode; in HTTP mode, as soon as the container runs and the in-pod server answers /health (without
+// waiting for the kubelet's next readiness probe). It fails early on terminal states.
+func (s *KubernetesPodSandbox) waitUsable(ctx context.Context, t0 time.Time) (*corev1.Pod, error) {
+	sub := s.watch
+	if !sub.waitSynced(ctx) {
+		return nil, s.startupFailure(ctx, nil, "Timeout", fmt.Sprintf("not ready in %s: the pod watch did not sync", s.cfg.startupTimeout))
+	}
+	var (
+		grace     = map[string]time.Time{} // reason -> first seen, for reasons that may heal
+		graceTick <-chan time.Time
+		probing   bool
+		healthy   = make(chan transport, 1)
+		last      *corev1.Pod
+		logged    = map[string]bool{}
+	)
+	probeCtx, stopProbe := context.WithCancel(ctx)
+	defer stopProbe()
+	for {
+		p := sub.pod()
+		switch {
+		case p == nil && last != nil:
+			return nil, s.startupFailure(ctx, last, "Deleted", "the pod was deleted while starting")
+		case p != nil && p.UID != s.uid:
+			return nil, s.startupFailure(ctx, last, "Deleted", "the pod was replaced while starting")
+		case p != nil:
+			last = p
+			s.logProgress(p, t0, logged)
+			if reason, msg, terminal := s.classify(p, grace); terminal {
+				return nil, s.startupFailure(ctx, p, reason, msg)
+			}
+			if len(grace) > 0 && graceTick == nil {
+				graceTick = time.After(s.cfg.unschedulable + 10*time.Millisecond)
+			}
+			if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
+				if s.cfg.mode == ModeAPI && podReady(p) {
+					return p, nil
+				}
+				if s.cfg.mode == ModeHTTP && !probing && containerRunning(p) && p.Status.PodIP != "" {
+					probing = true
+					go s.probeHealth(probeCtx, p.Status.PodIP, healthy)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, s.startupFailure(ctx, last, "Timeout", fmt.Sprintf("not ready in %s", s.cfg.startupTimeout))
+		case <-sub.changed():
+		case <-graceTick:
+			graceTick = nil
+		case tr := <-healthy:
+			s.tr, s.healthy = tr, true
+			return last, nil
+		}
+	}
+}
+
+// probeHealth polls the in-pod server's /health until it answers, with a short backoff.
+func (s *KubernetesPodSandbox) probeHealth(ctx context.Context, ip string, ok chan<- transport) {
+	tr := newHTTPTransportAt(s, s.token, ip)
+	delay := 5 * time.Millisecond
+	for {
+		if err := tr.health(ctx); err == nil {
+			ok <- tr
+			return
+		}
+		select {
+		case <-ctx.Done():
+			tr.close()
+			return
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 200*time.Millisecond)
+	}
+}
+
+// logProgress logs each milestone once: scheduled, image, container started, ready.
+func (s *KubernetesPodSandbox) logProgress(p *corev1.Pod, t0 time.Time, seen map[string]bool) {
+	step := func(name string, ok bool, args ...any) {
+		if ok && !seen[name] {
+			seen[name] = true
+			s.log.Debug("pod "+name, append(args, "elapsed", time.Since(t0).Round(time.Millisecond))...)
+		}
+	}
+	step("scheduled", p.Spec.NodeName != "", "node", p.Spec.NodeName)
+	step("started", containerRunning(p), "image", s.cfg.image)
+	step("ready", podReady(p))
+}
+
+// Waiting reasons that never heal for a sandbox pod (restartPolicy Never).
+var terminalWaiting = map[string]bool{
+	"InvalidImageName":     true,
+	"ErrImageNeverPull":    true,
+	"ImagePullBackOff":     true,
+	"CreateContainerError": true,
+	"RunContainerError":    true,
+	"CrashLoopBackOff":     true,
+	"ImageInspectError":    true,
+	"StartError":           true,
+}
+
+// classify reports whether p can no longer become usable, and why. Reasons that may heal
+// (Unschedulable, CreateContainerConfigError) become terminal after the unschedulable grace.
+func (s *KubernetesPodSandbox) classify(p *corev1.Pod, grace map[string]time.Time) (reason, msg string, terminal bool) {
+	if p.DeletionTimestamp != nil {
+		return "Terminating", "the pod is being deleted", true
+	}
+	statuses := append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...)
+	for _, cs := range statuses {
+		if t := cs.State.Terminated; t != nil && (t.ExitCode != 0 || p.Status.Phase != corev1.PodPending) {
+			return nonEmpty(t.Reason, "Terminated"), fmt.Sprintf("container %s exited with code %d%s", cs.Name, t.ExitCode, prefixed(t.Message)), true
+		}
+		if w := cs.State.Waiting; w != nil {
+			switch {
+			case terminalWaiting[w.Reason]:
+				return w.Reason, w.Message, true
+			case w.Reason == "ErrImagePull" && pullNeverWorks(w.Message):
+				return w.Reason, w.Message, true
+			case w.Reason == "CreateContainerConfigError":
+				if s.graceOver(grace, w.Reason) {
+					return w.Reason, w.Message, true
+				}
+			}
+		}
+	}
+	switch p.Status.Phase {
+	case corev1.PodFailed, corev1.PodSucceeded:
+		return nonEmpty(p.Status.Reason, string(p.Status.Phase)), nonEmpty(p.Status.Message, "the pod finished before it was ready"), true
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+			if s.graceOver(grace, c.Reason) {
+				return c.Reason, c.Message, true
+			}
+		}
+	}
+	return "", "", false
+}
+
+func (s *KubernetesPodSandbox) graceOver(grace map[string]time.Time, reason string) bool {
+	first, ok := grace[reason]
+	if !ok {
+		grace[reason] = time.Now()
+		return s.cfg.unschedulable <= 0
+	}
+	return time.Since(first) >= s.cfg.unschedulable
+}
+
+func pullNeverWorks(msg string) bool {
+	m := strings.ToLower(msg)
+	for _, s := range []string{"not found", "manifest unknown", "unauthorized", "access denied", "no such host", "invalid reference"} {
+		if strings.Contains(m, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func nonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func prefixed(s string) string {
+	if s == "" {
+		return ""
+	}
+	return ": " + s
+}
+
+// startupFailure builds the *StartupError with the pod's last events.
+func (s *KubernetesPodSandbox) startupFailure(ctx context.Context, p *corev1.Pod, reason, msg string) error {
+	e := &StartupError{Pod: s.podName, Reason: reason, Message: msg}
+	if p != nil && reason == "Timeout" {
+		e.Message += "; " + describeConditions(p)
+	}
+	e.Events = s.lastEvents(context.WithoutCancel(ctx), 5)
+	low := strings.ToLower(msg)
+	if strings.Contains(low, "/bin/sh") && (strings.Contains(low, "no such file") || strings.Contains(low, "not found")) {
+		e.ImageUnsupported = true
+		e.Message = "the image has no /bin/sh (API mode needs /bin/sh and timeout; use an image with a shell, or HTTP mode with the server image): " + msg
+	}
+	s.log.Warn("sandbox did not start", "reason", reason, "message", msg)
+	return e
+}
+
+func describeConditions(p *corev1.Pod) string {
+	parts := []string{"phase " + string(p.Status.Phase)}
+	for _, c := range p.Status.Conditions {
+		if c.Status != corev1.ConditionTrue {
+			parts = append(parts, fmt.Sprintf("%s=%s %s", c.Type, c.Status, strings.TrimSpace(c.Reason+" "+c.Message)))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// lastEvents returns the pod's newest events as "Reason: message", oldest first.
+func (s *KubernetesPodSandbox) lastEvents(ctx context.Context, n int) []string {
+	if s.uid == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	list, err := s.client.CoreV1().Events(s.cfg.namespace).List(ctx, metav1.ListOptions{
+		FieldSelector: "involvedObject.uid=" + string(s.uid),
+	})
+	if err != nil {
+		return nil
+	}
+	evs := list.Items
+	at := func(e corev1.Event) time.Time {
+		if !e.EventTime.IsZero() {
+			return e.EventTime.Time
+		}
+		if !e.LastTimestamp.IsZero() {
+			return e.LastTimestamp.Time
+		}
+		return e.CreationTimestamp.Time
+	}
+	sort.SliceStable(evs, func(i, j int) bool { return at(evs[i]).Before(at(evs[j])) })
+	if len(evs) > n {
+		evs = evs[len(evs)-n:]
+	}
+	out := make([]string, 0, len(evs))
+	for _, e := range evs {
+		out = append(out, e.Reason+": "+e.Message)
+	}
+	return out
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func containerRunning(p *corev1.Pod) bool {
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.Name == ContainerName || len(p.Status.ContainerStatuses) == 1 {
+			return cs.State.Running != nil
+		}
+	}
+	return false
+}
+
+// ensureSecret creates the Secret holding the HTTP-mode token. An existing one made by podsandbox
+// for the same sandbox id is reused (adoption); its token wins unless WithExecToken was given.
+func (s *KubernetesPodSandbox) ensureSecret(ctx context.Context) error {
+	secrets := s.client.CoreV1().Secrets(s.cfg.namespace)
+	sec := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        s.secretName(),
+			Labels:      map[string]string{LabelManagedBy: ManagedByValue, LabelSandboxID: strings.TrimPrefix(s.podName, PodNamePrefix)},
+			Annotations: map[string]string{AnnotationSandboxID: s.id},
+		},
+		Type: corev1.SecretTypeOpaque,
+		Data: map[string][]byte{tokenSecretKey: []byte(s.token)},
+	}
+	_, err := secrets.Create(ctx, sec, metav1.CreateOptions{})
+	if err == nil {
+		return nil
+	}
+	if !apierrors.IsAlreadyExists(err) {
+		return s.createError(err)
+	}
+	old, err := secrets.Get(ctx, s.secretName(), metav1.GetOptions{})
+	if err != nil {
+		return s.createError(err)
+	}
+	if old.Labels[LabelManagedBy] != ManagedByValue || old.Annotations[AnnotationSandboxID] != s.id {
+		return &ConflictError{Pod: s.podName, Reason: "a Secret of that name exists and is not this sandbox's"}
+	}
+	if cur := string(old.Data[tokenSecretKey]); cur != s.token {
+		if s.cfg.execToken == "" && cur != "" {
+			s.token = cur
+			return nil
+		}
+		old.Data = map[string][]byte{tokenSecretKey: []byte(s.token)}
+		if _, err := secrets.Update(ctx, old, metav1.UpdateOptions{}); err != nil {
+			return s.createError(err)
+		}
+	}
+	return nil
+}
+
+// ownSecret makes the pod the Secret's owner, so the garbage collector removes the Secret with the
+// pod even when nobody calls Stop.
+func (s *KubernetesPodSandbox) ownSecret(ctx context.Context, pod *corev1.Pod) {
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"ownerReferences": []metav1.OwnerReference{{
+		APIVersion: "v1", Kind: "Pod", Name: pod.Name, UID: pod.UID,
+	}}}})
+	_, err := s.client.CoreV1().Secrets(s.cfg.namespace).Patch(ctx, s.secretName(), types.MergePatchType, patch, metav1.PatchOptions{})
+	if err != nil {
+		s.log.Warn("could not set the token Secret's owner; it will be deleted by Stop or the reaper", "err", err)
+	}
+}
+
+// isNotFound reports whether err is a Kubernetes NotFound.
+func isNotFound(err error) bool {
+	var se apierrors.APIStatus
+	return errors.As(err, &se) && apierrors.IsNotFound(err)
+}

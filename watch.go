@@ -1,0 +1,149 @@
+package podsandbox
+
+import (
+	"context"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	coreinformers "k8s.io/client-go/informers/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+)
+
+// sharedWatchers keeps one pod informer per (client, namespace), shared by every sandbox in that
+// namespace: Start waits on its events instead of polling, and IsAlive reads its cache instead of
+// sending a GET. It watches only pods labelled managed-by=podsandbox and stops when the last
+// subscriber leaves.
+var sharedWatchers = &watcherRegistry{m: map[watcherKey]*podWatcher{}}
+
+type watcherKey struct {
+	client kubernetes.Interface
+	ns     string
+}
+
+type watcherRegistry struct {
+	mu sync.Mutex
+	m  map[watcherKey]*podWatcher
+}
+
+type podWatcher struct {
+	key      watcherKey
+	informer cache.SharedIndexInformer
+	cancel   context.CancelFunc
+	refs     int // guarded by the registry's mu
+
+	mu   sync.Mutex
+	subs map[string]map[*podSubscription]struct{}
+}
+
+// podSubscription follows one pod name.
+type podSubscription struct {
+	w    *podWatcher
+	name string
+	ch   chan struct{}
+	once sync.Once
+}
+
+func (r *watcherRegistry) subscribe(cs kubernetes.Interface, ns, name string) *podSubscription {
+	r.mu.Lock()
+	k := watcherKey{cs, ns}
+	w := r.m[k]
+	if w == nil {
+		w = newPodWatcher(k)
+		r.m[k] = w
+	}
+	w.refs++
+	r.mu.Unlock()
+	sub := &podSubscription{w: w, name: name, ch: make(chan struct{}, 1)}
+	w.mu.Lock()
+	if w.subs[name] == nil {
+		w.subs[name] = map[*podSubscription]struct{}{}
+	}
+	w.subs[name][sub] = struct{}{}
+	w.mu.Unlock()
+	sub.notify() // let the first wait look at the cache at once
+	return sub
+}
+
+func newPodWatcher(k watcherKey) *podWatcher {
+	inf := coreinformers.NewFilteredPodInformer(k.client, k.ns, 0, cache.Indexers{}, func(o *metav1.ListOptions) {
+		o.LabelSelector = LabelManagedBy + "=" + ManagedByValue
+	})
+	_ = inf.SetTransform(func(obj any) (any, error) {
+		if p, ok := obj.(*corev1.Pod); ok {
+			p.ManagedFields = nil
+		}
+		return obj, nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &podWatcher{key: k, informer: inf, cancel: cancel, subs: map[string]map[*podSubscription]struct{}{}}
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    w.onEvent,
+		UpdateFunc: func(_, n any) { w.onEvent(n) },
+		DeleteFunc: w.onEvent,
+	})
+	go inf.RunWithContext(ctx)
+	return w
+}
+
+func (w *podWatcher) onEvent(obj any) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for sub := range w.subs[p.Name] {
+		sub.notify()
+	}
+}
+
+func (s *podSubscription) notify() {
+	select {
+	case s.ch <- struct{}{}:
+	default:
+	}
+}
+
+// changed fires after any event for the pod (coalesced).
+func (s *podSubscription) changed() <-chan struct{} { return s.ch }
+
+// synced reports whether the informer has listed once; before that pod() knows nothing.
+func (s *podSubscription) synced() bool { return s.w.informer.HasSynced() }
+
+// waitSynced blocks until the informer has listed once.
+func (s *podSubscription) waitSynced(ctx context.Context) bool {
+	return cache.WaitForCacheSync(ctx.Done(), s.w.informer.HasSynced)
+}
+
+// pod returns the cached pod, or nil when it does not exist (or the cache has not synced).
+func (s *podSubscription) pod() *corev1.Pod {
+	obj, ok, err := s.w.informer.GetStore().GetByKey(s.w.key.ns + "/" + s.name)
+	if err != nil || !ok {
+		return nil
+	}
+	return obj.(*corev1.Pod)
+}
+
+func (s *podSubscription) close() {
+	s.once.Do(func() {
+		w := s.w
+		w.mu.Lock()
+		delete(w.subs[s.name], s)
+		if len(w.subs[s.name]) == 0 {
+			delete(w.subs, s.name)
+		}
+		w.mu.Unlock()
+		sharedWatchers.mu.Lock()
+		w.refs--
+		if w.refs == 0 {
+			delete(sharedWatchers.m, w.key)
+			w.cancel()
+		}
+		sharedWatchers.mu.Unlock()
+	})
+}
