@@ -3,6 +3,7 @@ package server
 import (
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 )
@@ -27,9 +28,12 @@ func RunInit(argv, env []string) int {
 	signal.Notify(sigs, append([]os.Signal{syscall.SIGCHLD}, forwarded...)...)
 	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0)
 
+	// The child dies with this process (Pdeathsig is per thread: stay on this one).
+	runtime.LockOSThread()
 	pid, err := syscall.ForkExec(argv[0], argv, &syscall.ProcAttr{
 		Env:   env,
 		Files: []uintptr{0, 1, 2},
+		Sys:   &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
 	})
 	if err != nil {
 		os.Stderr.WriteString("sandbox-server init: cannot start " + argv[0] + ": " + err.Error() + "\n")

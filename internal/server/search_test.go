@@ -248,12 +248,12 @@ func TestSearchSkipsUnreadableDirectories(t *testing.T) {
 		t.Fatalf("helper: %v\n%s", err, stderr.String())
 	}
 	var out struct {
-		UID            int               `json:"uid"`
-		LockedReadable bool              `json:"locked_readable"`
-		Glob           []wire.FileInfo   `json:"/glob"`
-		GlobStatus     int               `json:"/glob status"`
-		Grep           []wire.GrepMatch  `json:"/grep"`
-		GrepStatus     int               `json:"/grep status"`
+		UID            int              `json:"uid"`
+		LockedReadable bool             `json:"locked_readable"`
+		Glob           []wire.FileInfo  `json:"/glob"`
+		GlobStatus     int              `json:"/glob status"`
+		Grep           []wire.GrepMatch `json:"/grep"`
+		GrepStatus     int              `json:"/grep status"`
 	}
 	if err := json.Unmarshal(data, &out); err != nil {
 		t.Fatalf("helper output %q: %v", data, err)
