@@ -1,0 +1,73 @@
+package podsandbox
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestMarkerWriter(t *testing.T) {
+	mk := "\x1e~psbxMARK~"
+	for _, chunk := range []int{1, 2, 3, 7, 1000} {
+		var out bytes.Buffer
+		ended := 0
+		m := &markerWriter{w: &out, marker: []byte(mk), status: 3, onEnd: func() { ended++ }}
+		in := "hello\x1e~psb world" + mk + "042" + "late output from a background child"
+		for i := 0; i < len(in); i += chunk {
+			m.Write([]byte(in[i:min(i+chunk, len(in))]))
+		}
+		if out.String() != "hello\x1e~psb world" || string(m.statusBytes) != "042" || !m.seen() || ended != 1 {
+			t.Errorf("chunk %d: out %q status %q seen %v ended %d", chunk, out.String(), m.statusBytes, m.seen(), ended)
+		}
+	}
+	var out bytes.Buffer
+	m := &markerWriter{w: &out, marker: []byte(mk)}
+	m.Write([]byte("cut off before the mar"))
+	if m.seen() || !strings.HasPrefix("cut off before the mar", out.String()) {
+		t.Errorf("no marker: seen %v out %q", m.seen(), out.String())
+	}
+}
+
+func TestCapture(t *testing.T) {
+	var streamed bytes.Buffer
+	c := newCapture(5, &streamed, nil)
+	o, e := c.stream(1), c.stream(2)
+	o.Write([]byte("abc"))
+	e.Write([]byte("XY"))
+	o.Write([]byte("def"))
+	r := c.response(3, false)
+	if r.Output != "abcXY" || r.Stdout != "abcde" || r.Stderr != "XY" || !r.Truncated || r.ExitCode != 3 || streamed.String() != "abcdef" {
+		t.Errorf("%+v streamed %q", r, streamed.String())
+	}
+	c = newCapture(5, nil, nil)
+	c.stream(1).Write([]byte("12345"))
+	if r := c.response(0, false); r.Truncated || r.Output != "12345" {
+		t.Errorf("exactly at the limit: %+v", r)
+	}
+}
+
+func TestParseGrep(t *testing.T) {
+	out := "/w/a.txt\x00/w/odd:1:name\x00/w/b\x00\x00" +
+		"/w/odd:1:name:7:x:y\n/w/a.txt:2:-v flag\n/w/a.txt:10:z\nBinary file /w/b matches\n/w/b:3:\x00bin\n"
+	got := parseGrep([]byte(out))
+	want := []GrepMatch{{"/w/a.txt", 2, "-v flag"}, {"/w/a.txt", 10, "z"}, {"/w/odd:1:name", 7, "x:y"}}
+	if len(got) != len(want) {
+		t.Fatalf("got %+v", got)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("%d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+func TestGlobFilter(t *testing.T) {
+	files := []string{"/w/a.go", "/w/s/b.go", "/w/s/d/c.go", "/w/x.txt", "/other/y.go"}
+	got := globFilter("s/*.go", "/w", files)
+	if len(got) != 1 || got[0].Path != "/w/s/b.go" || got[0].Name != "b.go" {
+		t.Errorf("%+v", got)
+	}
+	if got := globFilter("*.go", "/w/", files); len(got) != 3 {
+		t.Errorf("any depth: %+v", got)
+	}
+}

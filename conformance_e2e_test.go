@@ -1,0 +1,524 @@
+//go:build e2e
+
+package podsandbox_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/podsandbox/podsandbox"
+	"github.com/podsandbox/podsandbox/internal/e2e"
+)
+
+// transports are the ways a KubernetesPodSandbox reaches its pod; every behaviour below must give
+// the same result on each.
+var transports = []struct {
+	name  string
+	image string
+	opts  []podsandbox.Option
+}{
+	{"http-podip", e2e.ImageServer, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeHTTP), podsandbox.WithReach(podsandbox.ReachPodIP)}},
+	{"http-proxy", e2e.ImageServer, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeHTTP), podsandbox.WithReach(podsandbox.ReachProxy)}},
+	{"http-portforward", e2e.ImageServer, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeHTTP), podsandbox.WithReach(podsandbox.ReachPortForward)}},
+	{"api-busybox", e2e.ImageBusybox, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI)}},
+	{"api-python", e2e.ImagePython, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI)}},
+}
+
+// startSandbox starts a sandbox as the least-privilege ServiceAccount of deploy/rbac.yaml and stops
+// it when the test ends.
+func startSandbox(t *testing.T, image string, opts ...podsandbox.Option) *podsandbox.KubernetesPodSandbox {
+	t.Helper()
+	env := e2e.Env(t)
+	all := append([]podsandbox.Option{
+		podsandbox.WithRESTConfig(restrictedConfig(t)),
+		podsandbox.WithNamespace(env.Namespace),
+		podsandbox.WithImagePullPolicy("Never"),
+	}, opts...)
+	sb, err := podsandbox.NewKubernetesPodSandbox(image, all...)
+	if err != nil {
+		t.Fatalf("NewKubernetesPodSandbox: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if err := sb.Start(ctx); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	e2e.DumpOnFailure(t, env, sb.PodName())
+	t.Cleanup(func() {
+		if err := sb.Stop(context.Background()); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	return sb
+}
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func mustExec(t *testing.T, sb podsandbox.Sandbox, cmd string, opts ...podsandbox.ExecOption) *podsandbox.ExecuteResponse {
+	t.Helper()
+	r, err := sb.Execute(ctxT(t, 60*time.Second), cmd, opts...)
+	if err != nil {
+		t.Fatalf("Execute(%q): %v", cmd, err)
+	}
+	return r
+}
+
+func mustWrite(t *testing.T, sb podsandbox.Sandbox, p string, data []byte) {
+	t.Helper()
+	if _, err := sb.Write(ctxT(t, 60*time.Second), p, data); err != nil {
+		t.Fatalf("Write(%q): %v", p, err)
+	}
+}
+
+// conformance is the behaviour table. Each case gets its own directory under the work dir.
+var conformance = []struct {
+	name string
+	run  func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, dir string)
+}{
+	{"exit codes", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, _ string) {
+		for cmd, want := range map[string]int{"true": 0, "exit 1": 1, "exit 2": 2, "no-such-command-xyz": 127, "kill -9 $$": 137, "exit 255": 255, "exit 3": 3} {
+			if r := mustExec(t, sb, cmd); r.ExitCode != want {
+				t.Errorf("%q: exit code %d, want %d (output %q)", cmd, r.ExitCode, want, r.Output)
+			}
+		}
+	}},
+	{"stdout stderr and order", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, _ string) {
+		r := mustExec(t, sb, "echo out; sleep 0.2; echo err >&2; sleep 0.2; echo out2")
+		if r.Stdout != "out\nout2\n" || r.Stderr != "err\n" || r.Output != "out\nerr\nout2\n" || r.ExitCode != 0 || r.Truncated {
+			t.Errorf("got %+v", r)
+		}
+	}},
+	{"output with no trailing newline and empty output", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, _ string) {
+		if r := mustExec(t, sb, "printf abc"); r.Output != "abc" {
+			t.Errorf("got %q", r.Output)
+		}
+		if r := mustExec(t, sb, "true"); r.Output != "" || r.Stdout != "" || r.Stderr != "" {
+			t.Errorf("got %+v", r)
+		}
+	}},
+	{"output cap sets Truncated and streams everything", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, _ string) {
+		r := mustExec(t, sb, "head -c 150000 /dev/zero | tr '\\0' x")
+		if len(r.Output) != podsandbox.DefaultOutputLimit || !r.Truncated || r.ExitCode != 0 {
+			t.Errorf("len %d truncated %v exit %d", len(r.Output), r.Truncated, r.ExitCode)
+		}
+		var all bytes.Buffer
+		r = mustExec(t, sb, "head -c 300000 /dev/zero | tr '\\0' y", podsandbox.WithOutputLimit(10), podsandbox.WithStdout(&all))
+		if r.Output != "yyyyyyyyyy" || !r.Truncated || all.Len() != 300000 {
+			t.Errorf("output %q truncated %v streamed %d", r.Output, r.Truncated, all.Len())
+		}
+		if r := mustExec(t, sb, "head -c 100000 /dev/zero | tr '\\0' z"); r.Truncated || len(r.Output) != 100000 {
+			t.Errorf("exactly at the limit: truncated %v len %d", r.Truncated, len(r.Output))
+		}
+	}},
+	{"timeout kills the process group and keeps partial output", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, dir string) {
+		start := time.Now()
+		r := mustExec(t, sb, fmt.Sprintf("echo started; sleep 300 & echo $! > %q/kid; sh -c 'sleep 301' & echo $! >> %q/kid; sleep 302", dir, dir), podsandbox.WithTimeout(2*time.Second))
+		if el := time.Since(start); el > 15*time.Second {
+			t.Errorf("timeout took %s", el)
+		}
+		if !r.TimedOut || r.ExitCode != podsandbox.TimeoutExitCode || r.Output != "started\n" {
+			t.Errorf("got %+v", r)
+		}
+		assertDead(t, sb, dir+"/kid")
+	}},
+	{"cancel kills the remote process", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, dir string) {
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(1500*time.Millisecond, cancel)
+		_, err := sb.Execute(ctx, fmt.Sprintf("sleep 300 & echo $! > %q/kid; sleep 303", dir))
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want context.Canceled", err)
+		}
+		assertDead(t, sb, dir+"/kid")
+	}},
+	{"background child holding stdout does not hang", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, _ string) {
+		start := time.Now()
+		r := mustExec(t, sb, "sleep 30 & echo done")
+		if el := time.Since(start); el > 10*time.Second {
+			t.Errorf("took %s", el)
+		}
+		if r.ExitCode != 0 || r.Stdout != "done\n" {
+			t.Errorf("got %+v", r)
+		}
+	}},
+	{"stdin env and dir", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, dir string) {
+		if r := mustExec(t, sb, "cat; echo", podsandbox.WithStdin(strings.NewReader("from stdin"))); r.Stdout != "from stdin\n" {
+			t.Errorf("stdin: %q", r.Stdout)
+		}
+		v := "a b'c\"$(id)\n"
+		if r := mustExec(t, sb, `printf %s "$FOO"`, podsandbox.WithExecEnv(map[string]string{"FOO": v})); r.Stdout != v {
+			t.Errorf("env: %q", r.Stdout)
+		}
+		mustExec(t, sb, fmt.Sprintf("mkdir -p %q/sub", dir))
+		if r := mustExec(t, sb, "pwd", podsandbox.WithDir(strings.TrimPrefix(dir, sb.WorkDir()+"/")+"/sub")); r.Stdout != dir+"/sub\n" {
+			t.Errorf("dir: %q", r.Stdout)
+		}
+		if r := mustExec(t, sb, "pwd"); r.Stdout != sb.WorkDir()+"\n" {
+			t.Errorf("default dir: %q", r.Stdout)
+		}
+		if r := mustExec(t, sb, `echo "$HOME"; touch "$HOME/.x" && echo writable`); r.Stdout != sb.WorkDir()+"\nwritable\n" {
+			t.Errorf("HOME: %q", r.Stdout)
+		}
+	}},
+	{"binary files round trip at any size", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, dir string) {
+		all := make([]byte, 256*4)
+		for i := range all {
+			all[i] = byte(i)
+		}
+		big := make([]byte, 5<<20+7)
+		rand.New(rand.NewPCG(1, 2)).Read(big)
+		for name, data := range map[string][]byte{"bytes.bin": all, "big.bin": big, "empty.bin": {}, "nl.txt": []byte("no newline at end")} {
+			p := dir + "/" + name
+			mustWrite(t, sb, p, data)
+			got, err := sb.ReadBytes(ctxT(t, 60*time.Second), p)
+			if err != nil {
+				t.Fatalf("ReadBytes(%s): %v", name, err)
+			}
+			if sha256.Sum256(got) != sha256.Sum256(data) {
+				t.Errorf("%s: %d bytes back, want %d, content differs", name, len(got), len(data))
+			}
+		}
+		if r := mustExec(t, sb, fmt.Sprintf("wc -c < %q/big.bin", dir)); strings.TrimSpace(r.Stdout) != fmt.Sprint(len(big)) {
+			t.Errorf("size in the pod: %q", r.Stdout)
+		}
+	}},
+	{"awkward paths", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, dir string) {
+		for _, name := range []string{"with space/a b.txt", "quo'te\"s/x.txt", "new\nline/y.txt", "ünïcødé/日本.txt", "-dash/--x.txt", "$(id)/`id`.txt"} {
+			p := dir + "/" + name
+			mustWrite(t, sb, p, []byte("content of "+name))
+			got, err := sb.ReadBytes(ctxT(t, 30*time.Second), p)
+			if err != nil || string(got) != "content of "+name {
+				t.Errorf("%q: %q, %v", name, got, err)
+			}
+			if ok, err := sb.Exists(ctxT(t, 30*time.Second), p); !ok || err != nil {
+				t.Errorf("Exists(%q) = %v, %v", name, ok, err)
+			}
+		}
+		rel := strings.TrimPrefix(dir, sb.WorkDir()+"/") + "/relative.txt"
+		mustWrite(t, sb, rel, []byte("r"))
+		if ok, _ := sb.Exists(ctxT(t, 30*time.Second), dir+"/relative.txt"); !ok {
+			t.Errorf("relative path did not resolve against the work dir")
+		}
+	}},
+	{"read numbering offset and errors", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, dir string) {
+		p := dir + "/lines.txt"
+		mustWrite(t, sb, p, []byte("a\nb\nc\nd\ne\n"))
+		ctx := ctxT(t, 60*time.Second)
+		for _, c := range []struct {
+			off, lim int
+			want     string
+		}{
+			{0, 0, "     1\ta\n     2\tb\n     3\tc\n     4\td\n     5\te"},
+			{1, 2, "     2\tb\n     3\tc\n\n... (2 more lines)"},
+			{4, 10, "     5\te"},
+		} {
+			got, err := sb.Read(ctx, p, c.off, c.lim)
+			if err != nil || got != c.want {
+				t.Errorf("Read(%d,%d) = %q, %v; want %q", c.off, c.lim, got, err, c.want)
+			}
+		}
+		var oe *podsandbox.OffsetError
+		if _, err := sb.Read(ctx, p, 5, 10); !errors.As(err, &oe) || oe.Lines != 5 || err.Error() != "Offset 5 exceeds file length (5 lines)" {
+			t.Errorf("past end: %v", err)
+		}
+		if _, err := sb.Read(ctx, dir+"/missing", 0, 0); !errors.Is(err, podsandbox.ErrNotFound) {
+			t.Errorf("missing: %v", err)
+		}
+		if _, err := sb.Read(ctx, dir, 0, 0); !errors.Is(err, podsandbox.ErrIsDirectory) {
+			t.Errorf("dir: %v", err)
+		}
+		mustWrite(t, sb, dir+"/empty.txt", nil)
+		if got, err := sb.Read(ctx, dir+"/empty.txt", 0, 0); got != "" || err != nil {
+			t.Errorf("empty: %q, %v", got, err)
+		}
+	}},
+	{"edit rules", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, dir string) {
+		ctx := ctxT(t, 60*time.Second)
+		p := dir + "/e.txt"
+		mustWrite(t, sb, p, []byte("one two two three\n"))
+		if r, err := sb.Edit(ctx, p, "one", "1", false); err != nil || r.Occurrences != 1 {
+			t.Errorf("single: %+v %v", r, err)
+		}
+		var ee *podsandbox.EditError
+		if _, err := sb.Edit(ctx, p, "two", "2", false); !errors.As(err, &ee) || ee.Count != 2 ||
+			err.Error() != "String 'two' found 2 times. Use replace_all=True to replace all, or provide more context." {
+			t.Errorf("ambiguous: %v", err)
+		}
+		if r, err := sb.Edit(ctx, p, "two", "2", true); err != nil || r.Occurrences != 2 {
+			t.Errorf("replace all: %+v %v", r, err)
+		}
+		if _, err := sb.Edit(ctx, p, "nine", "9", false); !errors.Is(err, podsandbox.ErrStringNotFound) || err.Error() != "String 'nine' not found in file" {
+			t.Errorf("absent: %v", err)
+		}
+		if got, _ := sb.ReadBytes(ctx, p); string(got) != "1 2 2 three\n" {
+			t.Errorf("content %q", got)
+		}
+		mustWrite(t, sb, dir+"/empty", nil)
+		if _, err := sb.Edit(ctx, dir+"/empty", "x", "y", false); !errors.Is(err, podsandbox.ErrStringNotFound) {
+			t.Errorf("empty file must not be 'not found': %v", err)
+		}
+		if _, err := sb.Edit(ctx, dir+"/missing", "x", "y", false); !errors.Is(err, podsandbox.ErrNotFound) {
+			t.Errorf("missing file: %v", err)
+		}
+		if _, err := sb.Edit(ctx, p, "", "y", false); !errors.Is(err, podsandbox.ErrInvalidArgument) {
+			t.Errorf("empty old: %v", err)
+		}
+		big := bytes.Repeat([]byte("0123456789abcdef\n"), 200_000) // 3.4 MB: never cut
+		big = append(big, []byte("TAIL")...)
+		mustWrite(t, sb, dir+"/big", big)
+		if _, err := sb.Edit(ctx, dir+"/big", "TAIL", "END", false); err != nil {
+			t.Fatalf("big edit: %v", err)
+		}
+		got, _ := sb.ReadBytes(ctx, dir+"/big")
+		if len(got) != len(big)-1 || !bytes.HasSuffix(got, []byte("END")) {
+			t.Errorf("big file after edit: %d bytes", len(got))
+		}
+	}},
+	{"ls", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, dir string) {
+		ctx := ctxT(t, 60*time.Second)
+		mustWrite(t, sb, dir+"/b.txt", []byte("12345"))
+		mustWrite(t, sb, dir+"/a dir/x", nil)
+		mustWrite(t, sb, dir+"/.hidden", []byte("h"))
+		mustWrite(t, sb, dir+"/zdir/y", nil)
+		got, err := sb.LsInfo(ctx, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, f := range got {
+			names = append(names, fmt.Sprintf("%s|%v|%d", f.Name, f.IsDir, map[bool]int64{true: -1, false: f.Size}[f.IsDir]))
+			if f.Path != dir+"/"+f.Name || f.ModifiedAt.IsZero() || time.Since(f.ModifiedAt) > time.Hour {
+				t.Errorf("row %+v", f)
+			}
+		}
+		if want := "a dir|true|-1 zdir|true|-1 .hidden|false|1 b.txt|false|5"; strings.Join(names, " ") != want {
+			t.Errorf("ls = %s, want %s", strings.Join(names, " "), want)
+		}
+		if _, err := sb.LsInfo(ctx, dir+"/nope"); !errors.Is(err, podsandbox.ErrNotFound) {
+			t.Errorf("missing: %v", err)
+		}
+		if _, err := sb.LsInfo(ctx, dir+"/b.txt"); !errors.Is(err, podsandbox.ErrNotDirectory) {
+			t.Errorf("file: %v", err)
+		}
+		if got, err := sb.LsInfo(ctx, dir+"/a dir/x"+"/.."); err == nil && len(got) > 0 {
+			_ = got // a path through a file is an error on every transport; only check it is not a listing
+			t.Errorf("listing through a file: %+v", got)
+		}
+	}},
+	{"glob", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, dir string) {
+		ctx := ctxT(t, 60*time.Second)
+		for _, f := range []string{"g/a.go", "g/sub/b.go", "g/sub/deep/c.go", "g/d.txt", "g/locked/e.go", "g/.h/f.go"} {
+			mustWrite(t, sb, dir+"/"+f, []byte("x"))
+		}
+		mustExec(t, sb, fmt.Sprintf("chmod 000 %q/g/locked", dir))
+		t.Cleanup(func() { mustExec(t, sb, fmt.Sprintf("chmod 755 %q/g/locked", dir)) })
+		paths := func(pattern, root string) string {
+			fs, err := sb.GlobInfo(ctx, pattern, root)
+			if err != nil {
+				t.Fatalf("GlobInfo(%q, %q): %v", pattern, root, err)
+			}
+			var ps []string
+			for _, f := range fs {
+				ps = append(ps, strings.TrimPrefix(f.Path, dir+"/g/"))
+			}
+			return strings.Join(ps, " ")
+		}
+		for _, c := range []struct{ pattern, want string }{
+			{"**/*.go", ".h/f.go a.go sub/b.go sub/deep/c.go"},
+			{"*.go", ".h/f.go a.go sub/b.go sub/deep/c.go"},
+			{"sub/*.go", "sub/b.go"},
+			{"sub/**/*.go", "sub/b.go sub/deep/c.go"},
+			{"*.txt", "d.txt"},
+			{"*.rs", ""},
+		} {
+			if got := paths(c.pattern, dir+"/g"); got != c.want {
+				t.Errorf("glob %q = %q, want %q", c.pattern, got, c.want)
+			}
+		}
+		mustWrite(t, sb, "glob-root-marker.md", nil)
+		for _, root := range []string{"", ".", "/"} {
+			fs, err := sb.GlobInfo(ctx, "glob-root-marker.md", root)
+			if err != nil || len(fs) != 1 || fs[0].Path != sb.WorkDir()+"/glob-root-marker.md" {
+				t.Errorf("root %q: %+v %v", root, fs, err)
+			}
+		}
+	}},
+	{"grep cannot be injected", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, dir string) {
+		ctx := ctxT(t, 60*time.Second)
+		mustWrite(t, sb, dir+"/gr/a.txt", []byte("-v flag\nnothing\n$(id) and `id`\nit's \"quoted\"\nline\n"))
+		mustWrite(t, sb, dir+"/gr/b.md", []byte("-v in md\n"))
+		mustWrite(t, sb, dir+"/gr/.secret", []byte("-v hidden\n"))
+		mustWrite(t, sb, dir+"/gr/odd:name.txt", []byte("-v colon\n"))
+		show := func(ms []podsandbox.GrepMatch) string {
+			var s []string
+			for _, m := range ms {
+				s = append(s, fmt.Sprintf("%s:%d:%s", strings.TrimPrefix(m.Path, dir+"/gr/"), m.LineNumber, m.Line))
+			}
+			return strings.Join(s, "|")
+		}
+		for _, c := range []struct {
+			pattern string
+			opts    podsandbox.GrepOptions
+			want    string
+		}{
+			{"-v", podsandbox.GrepOptions{Path: dir + "/gr"}, "a.txt:1:-v flag|b.md:1:-v in md|odd:name.txt:1:-v colon"},
+			{"-v", podsandbox.GrepOptions{Path: dir + "/gr", Glob: "*.md"}, "b.md:1:-v in md"},
+			{"-v", podsandbox.GrepOptions{Path: dir + "/gr", IncludeHidden: true}, ".secret:1:-v hidden|a.txt:1:-v flag|b.md:1:-v in md|odd:name.txt:1:-v colon"},
+			{`\$\(id\)`, podsandbox.GrepOptions{Path: dir + "/gr"}, "a.txt:3:$(id) and `id`"},
+			{`it's "quoted"`, podsandbox.GrepOptions{Path: dir + "/gr"}, `a.txt:4:it's "quoted"`},
+			{"^(line|nothing)$", podsandbox.GrepOptions{Path: dir + "/gr/a.txt"}, "a.txt:2:nothing|a.txt:5:line"},
+			{"no such text", podsandbox.GrepOptions{Path: dir + "/gr"}, ""},
+		} {
+			ms, err := sb.GrepRaw(ctx, c.pattern, c.opts)
+			if err != nil || show(ms) != c.want {
+				t.Errorf("grep %q %+v = %q, %v; want %q", c.pattern, c.opts, show(ms), err, c.want)
+			}
+		}
+		if _, err := sb.GrepRaw(ctx, "a\nb", podsandbox.GrepOptions{Path: dir + "/gr"}); err != nil && !errors.Is(err, podsandbox.ErrInvalidArgument) {
+			t.Errorf("newline pattern: %v", err)
+		}
+		if _, err := sb.GrepRaw(ctx, "(unclosed", podsandbox.GrepOptions{}); !errors.Is(err, podsandbox.ErrInvalidArgument) {
+			t.Errorf("bad regexp: %v", err)
+		}
+		if ms, err := sb.GrepRaw(ctx, "x", podsandbox.GrepOptions{Path: dir + "/nope"}); !errors.Is(err, podsandbox.ErrNotFound) {
+			t.Errorf("missing path: %v %v", ms, err)
+		}
+	}},
+	{"exists", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, dir string) {
+		ctx := ctxT(t, 30*time.Second)
+		mustWrite(t, sb, dir+"/f", []byte("x"))
+		for p, want := range map[string]bool{dir + "/f": true, dir: false, dir + "/missing": false} {
+			if got, err := sb.Exists(ctx, p); got != want || err != nil {
+				t.Errorf("Exists(%q) = %v, %v", p, got, err)
+			}
+		}
+	}},
+	{"seed: hello.txt", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, _ string) {
+		ctx := ctxT(t, 30*time.Second)
+		mustWrite(t, sb, "/workspace/hello.txt", []byte("hello world"))
+		got, err := sb.Read(ctx, "/workspace/hello.txt", 0, 0)
+		if err != nil || got != "     1\thello world" {
+			t.Errorf("Read = %q, %v", got, err)
+		}
+	}},
+}
+
+func TestConformance(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			t.Parallel()
+			sb := startSandbox(t, tr.image, tr.opts...)
+			for i, c := range conformance {
+				t.Run(c.name, func(t *testing.T) {
+					t.Parallel()
+					dir := fmt.Sprintf("%s/case%02d", sb.WorkDir(), i)
+					mustExec(t, sb, fmt.Sprintf("mkdir -p %q", dir))
+					c.run(t, sb, dir)
+				})
+			}
+		})
+	}
+}
+
+// assertDead checks that every pid listed in file is gone (zombies count as gone).
+func assertDead(t *testing.T, sb podsandbox.Sandbox, file string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := mustExec(t, sb, fmt.Sprintf(`for p in $(cat %q); do s=$(sed -n 's/^State:[[:space:]]*\(.\).*/\1/p' /proc/$p/status 2>/dev/null); [ -n "$s" ] && [ "$s" != Z ] && echo "$p alive"; done; true`, file))
+		if r.Stdout == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("processes survived: %q", r.Stdout)
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestSeedPython is the seed walk-through: API mode with the Debian python image prints 2.
+func TestSeedPython(t *testing.T) {
+	t.Parallel()
+	sb := startSandbox(t, e2e.ImagePython, podsandbox.WithMode(podsandbox.ModeAPI))
+	r := mustExec(t, sb, "python3 -c 'print(1+1)'")
+	if r.Stdout != "2\n" || r.ExitCode != 0 {
+		t.Errorf("got %+v", r)
+	}
+}
+
+// TestTransportsAgree runs one script of operations on every transport and compares the results.
+func TestTransportsAgree(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	results := map[string]string{}
+	var wg sync.WaitGroup
+	for _, tr := range transports {
+		wg.Add(1)
+		t.Run(tr.name, func(t *testing.T) {
+			defer wg.Done()
+			sb := startSandbox(t, tr.image, tr.opts...)
+			var b strings.Builder
+			ctx := ctxT(t, 2*time.Minute)
+			rec := func(v ...any) { fmt.Fprintln(&b, v...) }
+			d := sb.WorkDir() + "/agree"
+			for _, f := range []string{"x/a.py", "x/b.py", "x/y/c.txt", "x/.d.py"} {
+				_, err := sb.Write(ctx, d+"/"+f, []byte("def f():\n    return 1\n# TODO "+f+"\n"))
+				rec("write", f, err)
+			}
+			r, err := sb.Execute(ctx, "cd agree && ls -a x; echo err >&2; exit 3")
+			rec("exec", r, err)
+			s, err := sb.Read(ctx, d+"/x/a.py", 1, 1)
+			rec("read", s, err)
+			ls, err := sb.LsInfo(ctx, d+"/x")
+			for i := range ls {
+				ls[i].ModifiedAt = time.Time{}
+			}
+			rec("ls", ls, err)
+			g, err := sb.GlobInfo(ctx, "**/*.py", d)
+			rec("glob", g, err)
+			m, err := sb.GrepRaw(ctx, "TODO", podsandbox.GrepOptions{Path: d})
+			rec("grep", m, err)
+			e, err := sb.Edit(ctx, d+"/x/a.py", "return 1", "return 2", false)
+			rec("edit", e, err)
+			_, err = sb.Edit(ctx, d+"/x/a.py", "nope", "x", false)
+			rec("edit-miss", err)
+			_, err = sb.Read(ctx, d+"/missing", 0, 0)
+			rec("read-missing", errors.Is(err, podsandbox.ErrNotFound))
+			mu.Lock()
+			results[tr.name] = b.String()
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	var first string
+	for _, tr := range transports {
+		got, ok := results[tr.name]
+		if !ok {
+			continue
+		}
+		if first == "" {
+			first = got
+			continue
+		}
+		if got != first {
+			t.Errorf("%s differs from %s:\n%s\nvs\n%s", tr.name, transports[0].name, got, first)
+		}
+	}
+	if len(results) != len(transports) {
+		t.Errorf("only %d of %d transports ran", len(results), len(transports))
+	}
+	_ = io.Discard
+}

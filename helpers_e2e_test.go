@@ -1,0 +1,93 @@
+//go:build e2e
+
+package podsandbox_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	authv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
+
+	"github.com/podsandbox/podsandbox/internal/e2e"
+)
+
+func TestMain(m *testing.M) { e2e.Main(m) }
+
+var (
+	restrictedOnce sync.Once
+	restrictedCfg  *rest.Config
+	restrictedErr  error
+)
+
+// restrictedConfig returns a client configuration for the ServiceAccount of deploy/rbac.yaml,
+// applied in the test namespace: the conformance suite runs with exactly the verbs it grants.
+func restrictedConfig(t *testing.T) *rest.Config {
+	t.Helper()
+	env := e2e.Env(t)
+	restrictedOnce.Do(func() { restrictedCfg, restrictedErr = applyRBAC(env) })
+	if restrictedErr != nil {
+		t.Fatalf("applying deploy/rbac.yaml: %v", restrictedErr)
+	}
+	return restrictedCfg
+}
+
+func applyRBAC(env *e2e.Cluster) (*rest.Config, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	raw, err := os.ReadFile("deploy/rbac.yaml")
+	if err != nil {
+		return nil, err
+	}
+	for _, doc := range bytes.Split(raw, []byte("\n---\n")) {
+		var meta metav1.TypeMeta
+		if err := yaml.Unmarshal(doc, &meta); err != nil {
+			return nil, err
+		}
+		switch meta.Kind {
+		case "ServiceAccount":
+			var o corev1.ServiceAccount
+			if err := yaml.Unmarshal(doc, &o); err != nil {
+				return nil, err
+			}
+			_, err = env.Client.CoreV1().ServiceAccounts(env.Namespace).Create(ctx, &o, metav1.CreateOptions{})
+		case "Role":
+			var o rbacv1.Role
+			if err := yaml.Unmarshal(doc, &o); err != nil {
+				return nil, err
+			}
+			_, err = env.Client.RbacV1().Roles(env.Namespace).Create(ctx, &o, metav1.CreateOptions{})
+		case "RoleBinding":
+			var o rbacv1.RoleBinding
+			if err := yaml.Unmarshal(doc, &o); err != nil {
+				return nil, err
+			}
+			for i := range o.Subjects {
+				o.Subjects[i].Namespace = env.Namespace
+			}
+			_, err = env.Client.RbacV1().RoleBindings(env.Namespace).Create(ctx, &o, metav1.CreateOptions{})
+		}
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return nil, err
+		}
+	}
+	exp := int64(7200)
+	tok, err := env.Client.CoreV1().ServiceAccounts(env.Namespace).CreateToken(ctx, "podsandbox",
+		&authv1.TokenRequest{Spec: authv1.TokenRequestSpec{ExpirationSeconds: &exp}}, metav1.CreateOptions{})
+	if err != nil {
+		return nil, err
+	}
+	cfg := rest.AnonymousClientConfig(env.Config)
+	cfg.BearerToken = tok.Status.Token
+	cfg.QPS, cfg.Burst = env.Config.QPS, env.Config.Burst
+	return cfg, nil
+}

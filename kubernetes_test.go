@@ -1,0 +1,186 @@
+package podsandbox
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/podsandbox/podsandbox/internal/wire"
+)
+
+func fakeClient(objs ...runtime.Object) *fake.Clientset { return fake.NewClientset(objs...) }
+
+// kubelet makes every created pod come up with the given container state, as a kubelet would.
+func kubelet(cs *fake.Clientset, state corev1.ContainerState, phase corev1.PodPhase) {
+	cs.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		p := a.(k8stesting.CreateAction).GetObject().(*corev1.Pod)
+		p.UID = types.UID("uid-" + p.Name)
+		p.Status = corev1.PodStatus{Phase: phase, PodIP: "127.0.0.1",
+			ContainerStatuses: []corev1.ContainerStatus{{Name: ContainerName, State: state}}}
+		if state.Running != nil {
+			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+		}
+		return false, nil, nil
+	})
+}
+
+// healthServer is a stand-in in-pod server on loopback answering /health and checking the token.
+func healthServer(t *testing.T) (port int, tokens chan string) {
+	tokens = make(chan string, 16)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == wire.RouteHealth {
+			w.Write([]byte(`{"ready":true}`))
+			return
+		}
+		tokens <- r.Header.Get(wire.TokenHeader)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"exists":true}`))
+	}))
+	t.Cleanup(srv.Close)
+	_, p, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	port, _ = strconv.Atoi(p)
+	return port, tokens
+}
+
+func deletes(cs *fake.Clientset, resource string) []k8stesting.DeleteAction {
+	var out []k8stesting.DeleteAction
+	for _, a := range cs.Actions() {
+		if d, ok := a.(k8stesting.DeleteAction); ok && a.GetVerb() == "delete" && a.GetResource().Resource == resource {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func TestStartStopHTTPFake(t *testing.T) {
+	cs := fakeClient()
+	kubelet(cs, corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}, corev1.PodRunning)
+	port, tokens := healthServer(t)
+	sb, err := NewKubernetesPodSandbox("img", WithClientset(cs), WithPort(port), WithReach(ReachPodIP), WithSandboxID("fake-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := sb.Start(ctx); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	if !sb.IsAlive(ctx) {
+		t.Error("not alive after Start")
+	}
+	sec, err := cs.CoreV1().Secrets("default").Get(ctx, sb.PodName(), metav1.GetOptions{})
+	if err != nil || string(sec.Data["token"]) != sb.token || len(sec.OwnerReferences) != 1 {
+		t.Fatalf("secret %+v %v", sec, err)
+	}
+	if ok, err := sb.Exists(ctx, "x"); !ok || err != nil {
+		t.Fatalf("Exists: %v %v", ok, err)
+	}
+	if got := <-tokens; got != sb.token {
+		t.Errorf("token header %q", got)
+	}
+	n := len(cs.Actions())
+	for range 100 {
+		sb.IsAlive(ctx)
+	}
+	if len(cs.Actions()) != n {
+		t.Errorf("IsAlive made API requests")
+	}
+	if err := sb.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ds := deletes(cs, "pods")
+	if len(ds) != 1 || ds[0].GetDeleteOptions().Preconditions == nil || string(*ds[0].GetDeleteOptions().Preconditions.UID) != "uid-"+sb.PodName() {
+		t.Errorf("pod deletes %+v", ds)
+	}
+	if len(deletes(cs, "secrets")) != 1 {
+		t.Errorf("secret not deleted")
+	}
+	if _, err := sb.Execute(ctx, "true"); !errors.Is(err, ErrStopped) {
+		t.Errorf("Execute after Stop: %v", err)
+	}
+}
+
+func TestStartFailureDeletesOnlyOwnPodFake(t *testing.T) {
+	cs := fakeClient()
+	kubelet(cs, corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImageNeverPull", Message: "not present"}}, corev1.PodPending)
+	sb, err := NewKubernetesPodSandbox("img", WithClientset(cs), WithSandboxID("fail"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = sb.Start(context.Background())
+	var se *StartupError
+	if !errors.As(err, &se) || se.Reason != "ErrImageNeverPull" || time.Since(start) > 5*time.Second {
+		t.Fatalf("err = %v after %s", err, time.Since(start))
+	}
+	ds := deletes(cs, "pods")
+	if len(ds) != 1 || string(*ds[0].GetDeleteOptions().Preconditions.UID) != "uid-"+sb.PodName() {
+		t.Errorf("deletes %+v", ds)
+	}
+}
+
+func TestConflictFake(t *testing.T) {
+	foreign := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: PodName("taken"), Namespace: "default", UID: "theirs"}}
+	cs := fakeClient(foreign)
+	sb, err := NewKubernetesPodSandbox("img", WithClientset(cs), WithSandboxID("taken"), WithMode(ModeHTTP))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = sb.Start(context.Background())
+	if !errors.Is(err, ErrConflict) {
+		t.Fatalf("err = %v", err)
+	}
+	if len(deletes(cs, "pods")) != 0 {
+		t.Error("a foreign pod was deleted")
+	}
+}
+
+func TestAdoptFake(t *testing.T) {
+	cs := fakeClient()
+	kubelet(cs, corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}, corev1.PodRunning)
+	port, _ := healthServer(t)
+	mk := func() *KubernetesPodSandbox {
+		sb, err := NewKubernetesPodSandbox("img", WithClientset(cs), WithPort(port), WithReach(ReachPodIP), WithSandboxID("same"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sb
+	}
+	ctx := context.Background()
+	a, b := mk(), mk()
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatalf("adopt: %v", err)
+	}
+	if a.uid != b.uid || b.token != a.token {
+		t.Errorf("b did not adopt a's pod and token")
+	}
+	creates := 0
+	for _, act := range cs.Actions() {
+		if act.GetVerb() == "create" && act.GetResource().Resource == "pods" {
+			creates++
+		}
+	}
+	if creates != 2 { // the second create got 409 and adopted
+		t.Errorf("%d pod creates", creates)
+	}
+	a.Stop(ctx)
+	b.Stop(ctx)
+}
