@@ -451,3 +451,52 @@ func TestLs(t *testing.T) {
 	e.fail(wire.RouteLs, wire.PathRequest{Path: "missing"}, http.StatusNotFound, wire.CodeNotFound)
 	e.fail(wire.RouteLs, wire.PathRequest{Path: "b.txt"}, http.StatusBadRequest, wire.CodeNotDirectory)
 }
+
+func TestWriteFallsBackToInPlace(t *testing.T) {
+	// A writable file in a directory the server cannot write: no temp file is possible, so the
+	// file is rewritten in place (as upstream's shell redirect would). A read-only file is refused.
+	ws := unprivilegedWorkDir(t)
+	ro := filepath.Join(ws, "ro")
+	if err := os.Mkdir(ro, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, mode := range map[string]os.FileMode{"open.txt": 0o666, "closed.txt": 0o644} {
+		p := filepath.Join(ro, name)
+		if err := os.WriteFile(p, []byte("old"), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(ro, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	if os.Getuid() != 0 {
+		// Non-root owners could still write closed.txt: take the write bit away from everyone.
+		_ = os.Chmod(filepath.Join(ro, "closed.txt"), 0o444)
+	}
+	before, _ := os.Stat(filepath.Join(ro, "open.txt"))
+	res := runUnprivileged(t, ws,
+		helperRequest{wire.RouteWrite, `{"path":"ro/open.txt","content_b64":"bmV3IGNvbnRlbnQ="}`},
+		helperRequest{wire.RouteEdit, `{"path":"ro/open.txt","old_string":"new","new_string":"edited"}`},
+		helperRequest{wire.RouteWrite, `{"path":"ro/closed.txt","content_b64":"bmV3"}`},
+		helperRequest{wire.RouteWrite, `{"path":"ro/created.txt","content_b64":"bmV3"}`},
+	)
+	if res[0].Status != 200 || res[1].Status != 200 {
+		t.Fatalf("in-place write: %d %s / %d %s", res[0].Status, res[0].Body, res[1].Status, res[1].Body)
+	}
+	after, _ := os.Stat(filepath.Join(ro, "open.txt"))
+	if got, _ := os.ReadFile(filepath.Join(ro, "open.txt")); string(got) != "edited content" || !os.SameFile(before, after) {
+		t.Fatalf("content %q, same inode %v", got, os.SameFile(before, after))
+	}
+	for _, r := range res[2:] {
+		var we wire.Error
+		if r.Status != http.StatusForbidden || json.Unmarshal(r.Body, &we) != nil || we.Code != wire.CodeInternal {
+			t.Fatalf("write without permission: %d %s", r.Status, r.Body)
+		}
+	}
+	if got, _ := os.ReadFile(filepath.Join(ro, "closed.txt")); string(got) != "old" || exists(filepath.Join(ro, "created.txt")) {
+		t.Fatal("refused writes changed files")
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -31,8 +32,8 @@ func TestMain(m *testing.M) {
 		os.Exit(m.Run())
 	case "init":
 		os.Exit(RunInit([]string{"/bin/sh", "-c", os.Getenv("HELPER_SCRIPT")}, os.Environ()))
-	case "search":
-		os.Exit(searchHelper())
+	case "requests":
+		os.Exit(requestsHelper())
 	default:
 		fmt.Fprintln(os.Stderr, "unknown helper", os.Getenv(helperEnv))
 		os.Exit(3)
@@ -239,4 +240,96 @@ func readPid(t *testing.T, file string) int {
 // killLater makes sure a stray test process dies with the test.
 func killLater(t *testing.T, pid int) {
 	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+}
+
+type helperRequest struct {
+	Route string `json:"route"`
+	Body  string `json:"body"`
+}
+
+type helperResponse struct {
+	Status int             `json:"status"`
+	Body   json.RawMessage `json:"body"`
+}
+
+// requestsHelper runs in a re-executed test binary: it sends the HELPER_REQUESTS to a Server on
+// HELPER_WS and prints the responses as JSON.
+func requestsHelper() int {
+	srv, err := New(Config{Token: "t", WorkDir: os.Getenv("HELPER_WS")})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	var reqs []helperRequest
+	if err := json.Unmarshal([]byte(os.Getenv("HELPER_REQUESTS")), &reqs); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	var out []helperResponse
+	for _, r := range reqs {
+		req := httptest.NewRequest(http.MethodPost, r.Route, strings.NewReader(r.Body))
+		req.Header.Set(wire.TokenHeader, "t")
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, req)
+		body := rec.Body.Bytes()
+		if !json.Valid(body) {
+			body, _ = json.Marshal(string(body))
+		}
+		out = append(out, helperResponse{Status: rec.Code, Body: body})
+	}
+	_ = json.NewEncoder(os.Stdout).Encode(out)
+	return 0
+}
+
+// unprivilegedWorkDir makes a work dir that an unprivileged user (see runUnprivileged) can reach,
+// with a copy of the test binary next to it.
+func unprivilegedWorkDir(t *testing.T) string {
+	t.Helper()
+	base, err := os.MkdirTemp("", "podsandbox-unpriv-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(base) })
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ws := filepath.Join(base, "ws")
+	if err := os.Mkdir(ws, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(ws, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := copyFile(self, filepath.Join(base, "server.test")); err != nil {
+		t.Fatal(err)
+	}
+	return ws
+}
+
+// runUnprivileged sends reqs to a Server on ws in a re-executed test binary. Permission bits do
+// not stop root, and tests often run as root: then the helper runs as nobody (uid 65534), for
+// which chmod really restricts access. Otherwise it runs as the current (unprivileged) user.
+func runUnprivileged(t *testing.T, ws string, reqs ...helperRequest) []helperResponse {
+	t.Helper()
+	rj, _ := json.Marshal(reqs)
+	cmd := exec.Command(filepath.Join(filepath.Dir(ws), "server.test"), "-test.run=^$")
+	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0", helperEnv+"=requests", "HELPER_WS="+ws, "HELPER_REQUESTS="+string(rj))
+	if os.Getuid() == 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	data, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("helper: %v\n%s", err, stderr.String())
+	}
+	var out []helperResponse
+	if err := json.Unmarshal(data, &out); err != nil || len(out) != len(reqs) {
+		t.Fatalf("helper output %q: %v", data, err)
+	}
+	return out
 }

@@ -14,7 +14,7 @@ import (
 func initHelper(t *testing.T, script string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"=init", "HELPER_SCRIPT="+script)
+	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0", helperEnv+"=init", "HELPER_SCRIPT="+script)
 	cmd.Stderr = os.Stderr
 	return cmd
 }

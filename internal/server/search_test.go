@@ -5,13 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/podsandbox/podsandbox/internal/wire"
@@ -171,47 +168,8 @@ func trim(lines []string) string {
 	return b.String()
 }
 
-// searchHelper runs in a re-executed test binary (possibly as an unprivileged user): it globs and
-// greps HELPER_WS with the handler and prints what it found, and whether the locked directory was
-// really unreadable for it.
-func searchHelper() int {
-	ws := os.Getenv("HELPER_WS")
-	srv, err := New(Config{Token: "t", WorkDir: ws})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	out := map[string]any{"uid": os.Getuid()}
-	_, err = os.ReadDir(filepath.Join(ws, "locked"))
-	out["locked_readable"] = err == nil
-	for _, c := range []struct{ route, body string }{
-		{wire.RouteGlob, `{"pattern":"**/*.txt","path":"."}`},
-		{wire.RouteGrep, `{"pattern":"needle"}`},
-	} {
-		req := httptest.NewRequest(http.MethodPost, c.route, strings.NewReader(c.body))
-		req.Header.Set(wire.TokenHeader, "t")
-		rec := httptest.NewRecorder()
-		srv.ServeHTTP(rec, req)
-		out[c.route+" status"] = rec.Code
-		out[c.route] = json.RawMessage(rec.Body.Bytes())
-	}
-	_ = json.NewEncoder(os.Stdout).Encode(out)
-	return 0
-}
-
 func TestSearchSkipsUnreadableDirectories(t *testing.T) {
-	// chmod 000 does not stop root, and tests often run as root. Then the search runs in a copy of
-	// the test binary re-executed as an unprivileged user, for which the directory really is
-	// unreadable; the helper reports that, so the test cannot pass vacuously.
-	base, err := os.MkdirTemp("", "podsandbox-unreadable-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = os.Chmod(filepath.Join(base, "ws", "locked"), 0o755)
-		_ = os.RemoveAll(base)
-	})
-	ws := filepath.Join(base, "ws")
+	ws := unprivilegedWorkDir(t)
 	for _, f := range []string{"a.txt", "sub/b.txt", "locked/c.txt", "z/d.txt"} {
 		p := filepath.Join(ws, f)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -224,51 +182,28 @@ func TestSearchSkipsUnreadableDirectories(t *testing.T) {
 	if err := os.Chmod(filepath.Join(ws, "locked"), 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chmod(base, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { _ = os.Chmod(filepath.Join(ws, "locked"), 0o755) })
 
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
+	res := runUnprivileged(t, ws,
+		helperRequest{wire.RouteExec, `{"command":"ls locked"}`},
+		helperRequest{wire.RouteGlob, `{"pattern":"**/*.txt","path":"."}`},
+		helperRequest{wire.RouteGrep, `{"pattern":"needle"}`},
+	)
+	// The helper itself cannot list the directory, so the test cannot pass vacuously.
+	var ex wire.ExecResponse
+	if err := json.Unmarshal(res[0].Body, &ex); err != nil || ex.ExitCode == 0 {
+		t.Fatalf("the locked dir is readable for the helper: %s", res[0].Body)
 	}
-	bin := filepath.Join(base, "server.test")
-	if err := copyFile(self, bin); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"=search", "HELPER_WS="+ws)
-	if os.Getuid() == 0 {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	data, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("helper: %v\n%s", err, stderr.String())
-	}
-	var out struct {
-		UID            int              `json:"uid"`
-		LockedReadable bool             `json:"locked_readable"`
-		Glob           []wire.FileInfo  `json:"/glob"`
-		GlobStatus     int              `json:"/glob status"`
-		Grep           []wire.GrepMatch `json:"/grep"`
-		GrepStatus     int              `json:"/grep status"`
-	}
-	if err := json.Unmarshal(data, &out); err != nil {
-		t.Fatalf("helper output %q: %v", data, err)
-	}
-	if out.UID == 0 || out.LockedReadable {
-		t.Fatalf("helper ran as uid %d and could read the locked dir: the test would prove nothing", out.UID)
-	}
-	if out.GlobStatus != 200 || out.GrepStatus != 200 {
-		t.Fatalf("statuses %d %d", out.GlobStatus, out.GrepStatus)
+	var glob []wire.FileInfo
+	var grep []wire.GrepMatch
+	if res[1].Status != 200 || res[2].Status != 200 || json.Unmarshal(res[1].Body, &glob) != nil || json.Unmarshal(res[2].Body, &grep) != nil {
+		t.Fatalf("glob %d %s, grep %d %s", res[1].Status, res[1].Body, res[2].Status, res[2].Body)
 	}
 	var globbed, grepped []string
-	for _, r := range out.Glob {
+	for _, r := range glob {
 		globbed = append(globbed, strings.TrimPrefix(r.Path, ws+"/"))
 	}
-	for _, m := range out.Grep {
+	for _, m := range grep {
 		grepped = append(grepped, strings.TrimPrefix(m.Path, ws+"/"))
 	}
 	want := "a.txt sub/b.txt z/d.txt"
