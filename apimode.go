@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"math"
 	"path"
@@ -18,12 +19,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
 	utilexec "k8s.io/client-go/util/exec"
+	"k8s.io/klog/v2"
 	"k8s.io/streaming/pkg/httpstream"
 
 	"github.com/podsandbox/podsandbox/internal/fileops"
@@ -45,7 +48,26 @@ type apiTransport struct {
 	rest   *rest.Config
 	client rest.Interface
 	noWS   atomic.Bool // the server refused WebSocket once: go straight to SPDY
+	logger logr.Logger // client-go's stream diagnostics, at debug level
 }
+
+// debugLevel lowers every record to debug: client-go reports the streams we close on purpose
+// (a background child holding stdout) as errors, which are expected here.
+type debugLevel struct{ slog.Handler }
+
+func (h debugLevel) Enabled(ctx context.Context, _ slog.Level) bool {
+	return h.Handler.Enabled(ctx, slog.LevelDebug)
+}
+
+func (h debugLevel) Handle(ctx context.Context, r slog.Record) error {
+	r.Level = slog.LevelDebug
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h debugLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return debugLevel{h.Handler.WithAttrs(as)}
+}
+func (h debugLevel) WithGroup(g string) slog.Handler { return debugLevel{h.Handler.WithGroup(g)} }
 
 // waitDelay is how long a finished command's streams may stay open (a background child holding
 // them) before the client closes them.
@@ -53,7 +75,7 @@ const waitDelay = 500 * time.Millisecond
 
 func newAPITransport(s *KubernetesPodSandbox) *apiTransport {
 	cs, err := kubernetes.NewForConfig(s.rest)
-	t := &apiTransport{s: s, rest: s.rest}
+	t := &apiTransport{s: s, rest: s.rest, logger: logr.FromSlogHandler(debugLevel{s.log.Handler()})}
 	if err == nil {
 		t.client = cs.CoreV1().RESTClient()
 	}
@@ -97,7 +119,7 @@ func (t *apiTransport) stream(ctx context.Context, argv []string, stdin io.Reade
 			return 0, fmt.Errorf("podsandbox: pods/exec: %w", err)
 		}
 	}
-	err = ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: stdin, Stdout: stdout, Stderr: stderr})
+	err = ex.StreamWithContext(klog.NewContext(ctx, t.logger), remotecommand.StreamOptions{Stdin: stdin, Stdout: stdout, Stderr: stderr})
 	var ce utilexec.CodeExitError
 	switch {
 	case err == nil:
