@@ -345,8 +345,9 @@ func (s *Server) handleExec(w http.ResponseWriter, r *http.Request) *apiError {
 
 // handleExecStream is POST /exec/stream. The body is one JSON ExecRequest line, "\n", then the
 // command's stdin when req.Stdin. The response is NDJSON frames: output as it arrives, uncapped,
-// then one exit frame. Once the stream has started, a command that cannot run is reported in the
-// exit frame's error.
+// then one exit frame. Only an unreadable request line is an HTTP error; once it is parsed the
+// status is 200 and a command that cannot run (bad dir, bad env, shutting down, start failure) is
+// reported in the exit frame's error.
 func (s *Server) handleExecStream(w http.ResponseWriter, r *http.Request) *apiError {
 	body := bufio.NewReaderSize(r.Body, 64<<10)
 	line, e := readLine(body, execBodyLimit)
@@ -357,17 +358,28 @@ func (s *Server) handleExecStream(w http.ResponseWriter, r *http.Request) *apiEr
 	if err := json.Unmarshal(line, &req); err != nil {
 		return errInvalid("first line of the body is not a JSON exec request: %v", err)
 	}
-	spec, e := s.prepareExec(&req)
-	if e != nil {
-		return e
-	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	rc := http.NewResponseController(w)
+	_ = rc.EnableFullDuplex()
+	h := w.Header()
+	h.Set("Content-Type", "application/x-ndjson")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	fw := &frameWriter{w: w, rc: rc, onFail: cancel}
+	fw.flush()
+
+	// From here on errors are reported in the stream (clients behind pods/proxy only get the body
+	// of a 2xx response).
+	spec, e := s.prepareExec(&req)
+	if e != nil {
+		fw.write(wire.Frame{Type: wire.FrameExit, ExitCode: startErrorExitCode, Error: e.body.Error})
+		return nil
+	}
 	// Read the rest of the body while writing the response: stdin for the command, or nothing
 	// (read to EOF so that net/http notices a client that goes away). A read error other than EOF
 	// means the client is gone.
-	_ = rc.EnableFullDuplex()
 	rest := &watchedReader{r: body, onErr: cancel}
 	bodyDone := make(chan struct{})
 	stopBody := func() { _ = rc.SetReadDeadline(time.Now()) }
@@ -381,14 +393,6 @@ func (s *Server) handleExecStream(w http.ResponseWriter, r *http.Request) *apiEr
 			_, _ = io.Copy(io.Discard, rest)
 		}()
 	}
-
-	h := w.Header()
-	h.Set("Content-Type", "application/x-ndjson")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
-	fw := &frameWriter{w: w, rc: rc, onFail: cancel}
-	fw.flush()
 
 	res, e := s.run(ctx, spec, func(stream string, p []byte) { fw.write(wire.Frame{Type: stream, Data: p}) })
 	if e != nil {

@@ -369,8 +369,14 @@ func TestExecStream(t *testing.T) {
 	if x := frames[len(frames)-1]; x.Error == "" || x.ExitCode == 0 {
 		t.Fatalf("start failure frames %+v", frames)
 	}
-	// Bad requests are refused before the stream starts.
-	e.fail(wire.RouteExecStream, line(wire.ExecRequest{Command: "true", Dir: "missing"}), http.StatusNotFound, wire.CodeNotFound)
+	// So does a bad dir or env: in-band, as clients behind pods/proxy only see 2xx bodies.
+	for _, req := range []wire.ExecRequest{{Command: "true", Dir: "missing"}, {Command: "true", Env: map[string]string{"A=B": ""}}} {
+		frames = streamFrames(t, e, line(req))
+		if x := frames[len(frames)-1]; len(frames) != 1 || x.Error == "" || x.ExitCode == 0 {
+			t.Fatalf("%+v: frames %+v", req, frames)
+		}
+	}
+	// A request line that cannot be read is refused before the stream starts.
 	e.fail(wire.RouteExecStream, `{"command":"true"`, http.StatusBadRequest, wire.CodeInvalid)
 	e.fail(wire.RouteExecStream, strings.Repeat(" ", execBodyLimit+10), http.StatusRequestEntityTooLarge, wire.CodeTooLarge)
 	// A request line without the final newline is accepted.
