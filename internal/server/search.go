@@ -76,7 +76,8 @@ func walkFiles(ctx context.Context, report, walk string, hidden bool, fn func(p,
 	})
 }
 
-// handleGlob is POST /glob: regular files below the root whose root-relative path matches.
+// handleGlob is POST /glob: regular files below the root whose root-relative path matches,
+// sorted by path. Unreadable directories are skipped; the rest is still returned.
 func (s *Server) handleGlob(w http.ResponseWriter, r *http.Request) *apiError {
 	var req wire.GlobRequest
 	if e := decodeJSON(w, r, jsonBodyLimit, &req); e != nil {
@@ -86,12 +87,15 @@ func (s *Server) handleGlob(w http.ResponseWriter, r *http.Request) *apiError {
 		return errInvalid("invalid glob pattern %q", req.Pattern)
 	}
 	pattern := fileops.NormalizeGlob(req.Pattern)
+	// A root that is missing or not a directory has no matches (as the pods/exec transport's
+	// `[ -d root ] || exit 0`), not an error.
 	report, walk, st, e := searchRoot(fileops.GlobRoot(req.Path, s.workDir))
-	if e != nil {
+	if e != nil && e.body.Code != wire.CodeNotFound {
 		return e
 	}
-	if !st.IsDir() {
-		return errNotDir(report)
+	if e != nil || !st.IsDir() {
+		writeJSON(w, http.StatusOK, []wire.FileInfo{})
+		return nil
 	}
 	var entries []fileops.Entry
 	err := walkFiles(r.Context(), report, walk, true, func(p, rel, name string) {
@@ -119,7 +123,8 @@ func walkError(root string, err error) *apiError {
 }
 
 // handleGrep is POST /grep: lines matching a Go regexp in the text files below a root (or in one
-// file), binary files skipped, hidden ones too unless include_hidden, sorted by path and line.
+// file), binary files skipped, hidden ones too unless include_hidden, the include glob matched
+// against base names, sorted by path and line. A missing root is not_found.
 func (s *Server) handleGrep(w http.ResponseWriter, r *http.Request) *apiError {
 	var req wire.GrepRequest
 	if e := decodeJSON(w, r, jsonBodyLimit, &req); e != nil {
@@ -135,7 +140,9 @@ func (s *Server) handleGrep(w http.ResponseWriter, r *http.Request) *apiError {
 	}
 	matches := []wire.GrepMatch{}
 	if !st.IsDir() {
-		if st.Mode().IsRegular() && fileops.IncludeMatch(req.Glob, path.Base(report)) {
+		// A file named as the root is searched whatever the include glob (as the pods/exec
+		// transport, which greps it directly).
+		if st.Mode().IsRegular() {
 			matches = grepFile(walk, report, re, matches)
 		}
 	} else {
