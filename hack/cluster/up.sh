@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# make cluster-up: a single-node Kubernetes cluster from bare processes (containerd, etcd,
+# kube-apiserver, kube-controller-manager, kube-scheduler, kubelet), all on 127.0.0.1.
+#
+#  1. installs missing Debian packages (packages.sh);
+#  2. if the cluster already runs and is healthy: refreshes the images and writes this checkout's
+#     kubeconfig, and that is all (a second checkout reuses the cluster in seconds);
+#  3. a stale cluster (killed processes, leftover bridge, mounts, cgroups) is cleaned up first;
+#  4. builds the binaries when missing or of another version, the images (in the background),
+#     the config and PKI; starts the daemons with setsid (PID files in $RUN, logs in $STATE/log);
+#     imports the images; waits for the node to be Ready and the default ServiceAccount;
+#  5. writes the admin kubeconfig to $KUBECONFIG_OUT and prints timings.
+#
+# NETWORK RULE (enforced here and by down.sh / check-clean.sh): pods must never be able to send
+# traffic off this machine. net.ipv4.ip_forward must be 0 and stay 0; the CNI bridge has no gateway
+# and no masquerade, pods get no default route; every daemon listens on 127.0.0.1 only.
+# Env: IMAGES=0 skips the image build and import.
+. "$(dirname "$0")/lib.sh"
+require_root "make cluster-up"
+mkdir -p "$(dirname "$RUN")"
+lock
+
+fwd=$(ip_forward)
+[ "$fwd" = 0 ] || die "net.ipv4.ip_forward is $fwd on this host. The cluster requires 0 (pods must never be able to reach beyond this machine). Something else turned it on; set it back (sysctl -w net.ipv4.ip_forward=0) once you know nothing needs it."
+
+"$HACK/packages.sh"
+lap packages
+
+write_kubeconfig() {
+  mkdir -p "$(dirname "$KUBECONFIG_OUT")"
+  install -m 600 "$ETC/admin-embedded.kubeconfig" "$KUBECONFIG_OUT"
+  log "kubeconfig: $KUBECONFIG_OUT   (kubectl --kubeconfig $KUBECONFIG_OUT get nodes)"
+}
+
+# ---- already running? ----
+if cluster_healthy; then
+  running=$(cat "$RUN/version" 2>/dev/null || echo unknown)
+  [ "$running" = "$K8S_VERSION" ] || die "a cluster of version $running is running, this checkout wants $K8S_VERSION: run make cluster-down first"
+  log "cluster already running (started $(cat "$RUN/started" 2>/dev/null)); reusing it"
+  if [ "${IMAGES:-1}" != 0 ]; then "$HACK/images.sh"; lap images; fi
+  write_kubeconfig
+  lap cluster-up
+  exit 0
+fi
+
+# ---- stale or half-dead cluster from an earlier run? ----
+stale=""
+alive=0
+for d in $DAEMONS; do
+  if pid_of "$d" >/dev/null; then stale="$stale $d(running)"; alive=$((alive + 1))
+  elif [ -f "$RUN/$d.pid" ]; then stale="$stale $d(dead)"; fi
+done
+if [ "$alive" = 6 ]; then
+  log "all daemons run but the cluster is not healthy yet; waiting up to 30s"
+  for _ in $(seq 300); do cluster_healthy && break; sleep 0.1; done
+  if cluster_healthy; then exec "$0" "$@"; fi
+fi
+ip link show "$BRIDGE" >/dev/null 2>&1 && stale="$stale bridge:$BRIDGE"
+[ -n "$(our_mounts)" ] && stale="$stale mounts:$(our_mounts | wc -l)"
+[ -n "$(kubepods_cgroups)" ] && stale="$stale kubepods-cgroups"
+[ -n "$(shim_pids)" ] && stale="$stale shims:$(shim_pids | wc -l)"
+[ -d "$RUN/containerd" ] && stale="$stale containerd-state"
+if [ -n "$stale" ]; then
+  log "found a stale or unhealthy cluster ($stale ); cleaning it up"
+  "$HACK/down.sh" || die "could not clean up the stale cluster (see above)"
+  lap stale-cleanup
+fi
+
+# ---- nothing else may hold our ports or our pod network ----
+for p in $PORTS; do
+  h=$(port_holder "$p")
+  [ -z "$h" ] || die "port $p is already in use: $h (ss -ltnp 'sport = :$p'). Stop that process; the cluster needs ports $PORTS on 127.0.0.1."
+done
+r=$(ip -4 route show "$POD_CIDR" 2>/dev/null || true)
+[ -z "$r" ] || die "the pod network $POD_CIDR is already routed on this host ($r); another cluster (bridge) is using it"
+
+# ---- binaries, images, config ----
+mkdir -p "$RUN" "$LOGS"
+"$HACK/images.sh" build >"$LOGS/images.log" 2>&1 &
+images_job=$!
+
+have() { local v; v=$("$BIN/$1" --version 2>/dev/null) && [[ $v == *"$2"* ]]; }
+need=""
+for c in kube-apiserver kube-controller-manager kube-scheduler kubelet; do have "$c" "$K8S_VERSION" || need="$need $c"; done
+if [ -n "$need" ]; then
+  log "building kubernetes $K8S_VERSION ($need ) into $BIN; a few minutes on a fresh machine"
+  "$HACK/build-k8s.sh" 2>&1 | grep -v '^go: downloading' >&2
+fi
+lap build-k8s
+if ! have etcd "Version: ${ETCD_VERSION#v}"; then
+  log "building etcd $ETCD_VERSION into $BIN"
+  "$HACK/build-etcd.sh" 2>&1 | grep -v '^go: downloading' >&2
+fi
+lap build-etcd
+"$HACK/gen-config.sh"
+lap config
+
+# ---- network: our bridge with the .1 address; forwarding stays off ----
+ip link add "$BRIDGE" type bridge
+ip addr add "${POD_CIDR%.*}.1/${POD_CIDR#*/}" dev "$BRIDGE"
+ip link set "$BRIDGE" up
+echo "$fwd" >"$RUN/ip_forward.at-start"
+echo "$K8S_VERSION" >"$RUN/version"
+echo "$(date '+%F %T') from $ROOT" >"$RUN/started"
+
+# ---- daemons ----
+start containerd containerd --config "$ETC/containerd.toml"
+waitfor containerd 30 containerd ctr_ version
+lap containerd
+
+mkdir -p "$ETCD_DATA" && chmod 700 "$ETCD_DATA"
+start etcd "$BIN/etcd" --name podsandbox --data-dir "$ETCD_DATA" \
+  --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
+  --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+  --initial-cluster podsandbox=http://127.0.0.1:2380 --listen-metrics-urls http://127.0.0.1:2381 \
+  --log-level warn
+waitfor etcd 30 etcd curl -sf --max-time 2 http://127.0.0.1:2381/health
+lap etcd
+
+start kube-apiserver "$BIN/kube-apiserver" \
+  --etcd-servers=http://127.0.0.1:2379 \
+  --bind-address=127.0.0.1 --secure-port="$API_PORT" --advertise-address=127.0.0.1 --endpoint-reconciler-type=none \
+  --service-cluster-ip-range="$SVC_CIDR" \
+  --client-ca-file="$PKI/ca.crt" --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
+  --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
+  --kubelet-certificate-authority="$PKI/ca.crt" --kubelet-preferred-address-types=Hostname,InternalIP \
+  --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
+  --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+  --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
+  --allow-privileged=true --profiling=false --v=1
+waitfor "kube-apiserver /readyz" 120 kube-apiserver api /readyz
+lap kube-apiserver
+
+start kube-controller-manager "$BIN/kube-controller-manager" \
+  --kubeconfig="$ETC/controller-manager.kubeconfig" \
+  --authentication-kubeconfig="$ETC/controller-manager.kubeconfig" --authorization-kubeconfig="$ETC/controller-manager.kubeconfig" \
+  --bind-address=127.0.0.1 --leader-elect=false --use-service-account-credentials=true \
+  --service-account-private-key-file="$PKI/sa.key" --root-ca-file="$PKI/ca.crt" \
+  --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" --profiling=false --v=1
+start kube-scheduler "$BIN/kube-scheduler" \
+  --kubeconfig="$ETC/scheduler.kubeconfig" \
+  --authentication-kubeconfig="$ETC/scheduler.kubeconfig" --authorization-kubeconfig="$ETC/scheduler.kubeconfig" \
+  --bind-address=127.0.0.1 --leader-elect=false --profiling=false --v=1
+start kubelet "$BIN/kubelet" --config="$ETC/kubelet.yaml" --kubeconfig="$ETC/kubelet.kubeconfig" \
+  --hostname-override="$NODE_NAME" --root-dir="$STATE/kubelet" --v=1
+
+# ---- images (built in the background meanwhile) ----
+if ! wait "$images_job"; then
+  cat "$LOGS/images.log" >&2
+  die "building the images failed (log: $LOGS/images.log)"
+fi
+grep -E 'MB|skipping' "$LOGS/images.log" >&2 || true
+if [ "${IMAGES:-1}" != 0 ]; then "$HACK/images.sh" import; fi
+lap images
+
+# kubelet's healthz first: after a restart the node object still says Ready from the last run
+waitfor "node $NODE_NAME Ready" 180 kubelet kubelet_ready
+lap node-ready
+waitfor "the default ServiceAccount" 60 kube-controller-manager api /api/v1/namespaces/default/serviceaccounts/default
+lap default-serviceaccount
+
+# ---- the network rule, checked ----
+ours=" "
+for d in $DAEMONS; do ours="$ours$(pid_of "$d") "; done
+bad=$(ss -Htulnp 2>/dev/null | awk -v ours="$ours" '{
+  n = split($0, a, "pid="); for (i = 2; i <= n; i++) { split(a[i], b, ","); if (index(ours, " " b[1] " ") && $5 !~ /^(127\.0\.0\.1|\[::1\]):/) print $5, $7 } }')
+[ -z "$bad" ] || die "NETWORK RULE: a cluster daemon listens beyond loopback: $bad"
+[ "$(ip_forward)" = 0 ] || die "NETWORK RULE BROKEN: net.ipv4.ip_forward changed to $(ip_forward) while the cluster started. Set it back to 0 now (sysctl -w net.ipv4.ip_forward=0) and find out what changed it."
+
+write_kubeconfig
+lap cluster-up
