@@ -14,7 +14,8 @@
 # NETWORK RULE (enforced here and by down.sh / check-clean.sh): pods must never be able to send
 # traffic off this machine. net.ipv4.ip_forward must be 0 and stay 0; the CNI bridge has no gateway
 # and no masquerade, pods get no default route; every daemon listens on 127.0.0.1 only.
-# Env: IMAGES=0 skips the image build and import.
+# Env: IMAGES=0 skips the image build and import. STARTED_MARK=FILE: when this run starts the
+# cluster (rather than reusing it), it writes to FILE.
 . "$(dirname "$0")/lib.sh"
 require_root "make cluster-up"
 mkdir -p "$(dirname "$RUN")"
@@ -94,6 +95,9 @@ fi
 lap build-etcd
 "$HACK/gen-config.sh"
 lap config
+
+# From here on this run owns the cluster; hack/test.sh stops it at the end only then.
+[ -z "${STARTED_MARK:-}" ] || echo "$RUN" >"$STARTED_MARK"
 
 # ---- network: our bridge with the .1 address; forwarding stays off ----
 ip link add "$BRIDGE" type bridge

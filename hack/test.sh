@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# make test (and make unit, make e2e): the project's test command.
+#   hack/test.sh        unit tests; then the local cluster (reused when it already runs, else
+#                       started and, at the end, stopped again, also on failure); then the e2e tests
+#   hack/test.sh unit   unit tests only: go test -race ./... in every module (root, adapters/)
+#   hack/test.sh e2e    e2e tests only, against the running cluster (KUBECONFIG or .cluster/kubeconfig)
+# The e2e tests are the files with //go:build e2e; only their packages run with -tags e2e.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v go >/dev/null 2>&1 || export PATH=/usr/local/go/bin:$PATH
+MODULES="."
+[ -f adapters/go.mod ] && MODULES="$MODULES adapters"
+say() { printf '\n=== %s\n' "$*" >&2; }
+
+unit() {
+  local m
+  for m in $MODULES; do
+    say "unit tests ($m): go test -race ./..."
+    (cd "$m" && go test -race ./...)
+  done
+}
+
+# e2e_packages: the packages of one module holding //go:build e2e test files (not nested modules).
+e2e_packages() {
+  grep -rlE --include='*_test.go' '^//go:build .*\be2e\b' . 2>/dev/null | while read -r f; do
+    d=$(dirname "$f")
+    # skip files that belong to a nested module
+    p=$d; nested=0
+    while [ "$p" != . ]; do [ -f "$p/go.mod" ] && nested=1 && break; p=$(dirname "$p"); done
+    [ $nested = 0 ] && echo "$d"
+  done | sort -u
+}
+
+e2e() {
+  local m pkgs
+  for m in $MODULES; do
+    pkgs=$(cd "$m" && e2e_packages)
+    [ -n "$pkgs" ] || continue
+    say "e2e tests ($m):" $pkgs
+    # shellcheck disable=SC2086
+    (cd "$m" && go test -race -tags e2e -count=1 -timeout 30m $pkgs)
+  done
+}
+
+case "${1:-all}" in
+  unit) unit ;;
+  e2e) e2e ;;
+  all)
+    unit
+    mark=$(mktemp)
+    cleanup() {
+      rc=$?
+      if [ -s "$mark" ]; then
+        say "stopping the cluster this run started"
+        hack/cluster/down.sh || rc=1
+      fi
+      rm -f "$mark"
+      exit $rc
+    }
+    trap cleanup EXIT
+    trap 'exit 130' INT TERM
+    say "cluster: make cluster-up"
+    STARTED_MARK=$mark hack/cluster/up.sh
+    [ -s "$mark" ] || say "reusing the running cluster; it stays up"
+    e2e
+    ;;
+  *) echo "usage: hack/test.sh [unit|e2e]" >&2; exit 2 ;;
+esac
