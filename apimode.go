@@ -156,7 +156,7 @@ const stopScript = `mk="$1$2"
 set=" "
 for f in /proc/[0-9]*/cmdline; do
   p=${f#/proc/}; p=${p%/cmdline}
-  if [ "$p" != 1 ] && [ "$p" != $$ ] && grep -qF -- "$mk" "$f" 2>/dev/null; then set="$set$p "; fi
+  if [ "$p" != 1 ] && [ "$p" != $$ ] && grep -qzF -- "$mk" "$f" 2>/dev/null; then set="$set$p "; fi
 done
 [ "$set" = " " ] && exit 0
 changed=1
@@ -603,16 +603,20 @@ func (m *markerWriter) Write(p []byte) (int, error) {
 	m.buf = append(m.buf, p...)
 	var flush []byte
 	ended := false
-	if i := bytes.Index(m.buf, m.marker); i >= 0 && len(m.buf)-i-len(m.marker) >= m.status {
-		flush = m.buf[:i]
-		m.statusBytes = append([]byte(nil), m.buf[i+len(m.marker):i+len(m.marker)+m.status]...)
-		m.buf, m.done, ended = nil, true, true
-	} else if keep := len(m.marker) + m.status; len(m.buf) > keep {
-		if i >= 0 {
-			keep = len(m.buf) - i
+	if i := bytes.Index(m.buf, m.marker); i >= 0 {
+		flush = append(flush, m.buf[:i]...)
+		if rest := m.buf[i+len(m.marker):]; len(rest) >= m.status {
+			m.statusBytes = append([]byte(nil), rest[:m.status]...)
+			m.buf, m.done, ended = nil, true, true
+		} else {
+			m.buf = append([]byte(nil), m.buf[i:]...)
 		}
-		flush = m.buf[:len(m.buf)-keep]
-		m.buf = append([]byte(nil), m.buf[len(m.buf)-keep:]...)
+	} else {
+		// Hold back only a tail that could be the start of the marker, so output is passed on
+		// (and interleaves with the other stream) as soon as it arrives.
+		k := partialPrefix(m.buf, m.marker)
+		flush = append(flush, m.buf[:len(m.buf)-k]...)
+		m.buf = append([]byte(nil), m.buf[len(m.buf)-k:]...)
 	}
 	m.n += len(flush)
 	m.mu.Unlock()
@@ -625,6 +629,16 @@ func (m *markerWriter) Write(p []byte) (int, error) {
 		m.onEnd()
 	}
 	return len(p), nil
+}
+
+// partialPrefix returns the length of the longest suffix of b that is a proper prefix of marker.
+func partialPrefix(b, marker []byte) int {
+	for k := min(len(b), len(marker)-1); k > 0; k-- {
+		if bytes.HasSuffix(b, marker[:k]) {
+			return k
+		}
+	}
+	return 0
 }
 
 func (m *markerWriter) seen() bool {

@@ -8,10 +8,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -178,7 +176,10 @@ var conformance = []struct {
 			all[i] = byte(i)
 		}
 		big := make([]byte, 5<<20+7)
-		rand.New(rand.NewPCG(1, 2)).Read(big)
+		rng := rand.New(rand.NewPCG(1, 2))
+		for i := range big {
+			big[i] = byte(rng.Uint32())
+		}
 		for name, data := range map[string][]byte{"bytes.bin": all, "big.bin": big, "empty.bin": {}, "nl.txt": []byte("no newline at end")} {
 			p := dir + "/" + name
 			mustWrite(t, sb, p, data)
@@ -311,10 +312,6 @@ var conformance = []struct {
 		}
 		if _, err := sb.LsInfo(ctx, dir+"/b.txt"); !errors.Is(err, podsandbox.ErrNotDirectory) {
 			t.Errorf("file: %v", err)
-		}
-		if got, err := sb.LsInfo(ctx, dir+"/a dir/x"+"/.."); err == nil && len(got) > 0 {
-			_ = got // a path through a file is an error on every transport; only check it is not a listing
-			t.Errorf("listing through a file: %+v", got)
 		}
 	}},
 	{"glob", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, dir string) {
@@ -462,13 +459,9 @@ func TestSeedPython(t *testing.T) {
 // TestTransportsAgree runs one script of operations on every transport and compares the results.
 func TestTransportsAgree(t *testing.T) {
 	t.Parallel()
-	var mu sync.Mutex
 	results := map[string]string{}
-	var wg sync.WaitGroup
 	for _, tr := range transports {
-		wg.Add(1)
 		t.Run(tr.name, func(t *testing.T) {
-			defer wg.Done()
 			sb := startSandbox(t, tr.image, tr.opts...)
 			var b strings.Builder
 			ctx := ctxT(t, 2*time.Minute)
@@ -478,7 +471,7 @@ func TestTransportsAgree(t *testing.T) {
 				_, err := sb.Write(ctx, d+"/"+f, []byte("def f():\n    return 1\n# TODO "+f+"\n"))
 				rec("write", f, err)
 			}
-			r, err := sb.Execute(ctx, "cd agree && ls -a x; echo err >&2; exit 3")
+			r, err := sb.Execute(ctx, "cd agree && ls -a x; sleep 0.2; echo err >&2; exit 3")
 			rec("exec", r, err)
 			s, err := sb.Read(ctx, d+"/x/a.py", 1, 1)
 			rec("read", s, err)
@@ -497,12 +490,9 @@ func TestTransportsAgree(t *testing.T) {
 			rec("edit-miss", err)
 			_, err = sb.Read(ctx, d+"/missing", 0, 0)
 			rec("read-missing", errors.Is(err, podsandbox.ErrNotFound))
-			mu.Lock()
 			results[tr.name] = b.String()
-			mu.Unlock()
 		})
 	}
-	wg.Wait()
 	var first string
 	for _, tr := range transports {
 		got, ok := results[tr.name]
@@ -520,5 +510,4 @@ func TestTransportsAgree(t *testing.T) {
 	if len(results) != len(transports) {
 		t.Errorf("only %d of %d transports ran", len(results), len(transports))
 	}
-	_ = io.Discard
 }
