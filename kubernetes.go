@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"regexp"
 	"sync"
@@ -31,7 +32,7 @@ import (
 // KubernetesPodSandbox. Create it with NewKubernetesPodSandbox, then Start it. It is safe for
 // concurrent use.
 type KubernetesPodSandbox struct {
-	id      string
+	id      atomic.Pointer[string] // changes once, when a warm pod is claimed
 	podName string
 	cfg     config
 	client  kubernetes.Interface
@@ -39,6 +40,9 @@ type KubernetesPodSandbox struct {
 	log     *slog.Logger
 
 	lastActivity atomic.Int64 // unix nanoseconds
+	lastExtend   atomic.Int64 // unix nanoseconds of the last expiry annotation update
+	sessionEnv   map[string]string // bound at claim time (warm pools); added to every command
+	expiryTTL    atomic.Int64      // warm pool members: expiry is this far ahead (ns), not the idle timeout
 
 	mu      sync.Mutex
 	token   string
@@ -104,7 +108,8 @@ func NewKubernetesPodSandbox(image string, opts ...Option) (*KubernetesPodSandbo
 		id = uuid.New().String()
 		id = id[0:8] + id[9:13] + id[14:18] + id[19:23] + id[24:] // hex, as upstream's uuid4().hex
 	}
-	s := &KubernetesPodSandbox{id: id, podName: PodName(id), cfg: c, log: c.logger}
+	s := &KubernetesPodSandbox{podName: PodName(id), cfg: c, log: c.logger}
+	s.id.Store(&id)
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -214,7 +219,7 @@ func inCluster() bool {
 }
 
 // ID returns the sandbox id as given (or generated); PodName returns the pod's name.
-func (s *KubernetesPodSandbox) ID() string { return s.id }
+func (s *KubernetesPodSandbox) ID() string { return *s.id.Load() }
 
 // PodName returns the name of the sandbox's pod.
 func (s *KubernetesPodSandbox) PodName() string { return s.podName }
@@ -231,8 +236,16 @@ func (s *KubernetesPodSandbox) WorkDir() string { return s.cfg.workDir }
 // LastActivity returns when the sandbox was last used.
 func (s *KubernetesPodSandbox) LastActivity() time.Time { return time.Unix(0, s.lastActivity.Load()) }
 
-// Touch marks the sandbox as used now.
-func (s *KubernetesPodSandbox) Touch() { s.lastActivity.Store(time.Now().UnixNano()) }
+// Touch marks the sandbox as used now. It also moves the pod's expiry annotation forward (see
+// Reap), at most once per quarter of the idle timeout and off the caller's path.
+func (s *KubernetesPodSandbox) Touch() {
+	now := time.Now().UnixNano()
+	s.lastActivity.Store(now)
+	last := s.lastExtend.Load()
+	if last != 0 && time.Duration(now-last) >= s.extendEvery() && s.lastExtend.CompareAndSwap(last, now) {
+		go s.extendExpiry()
+	}
+}
 
 // IdleTimeout returns the idle timeout set with WithIdleTimeout.
 func (s *KubernetesPodSandbox) IdleTimeout() time.Duration { return s.cfg.idleTimeout }
@@ -274,6 +287,7 @@ func (s *KubernetesPodSandbox) Start(ctx context.Context) error {
 	}
 	s.podIP = ready.Status.PodIP
 	s.started = true
+	s.lastExtend.Store(time.Now().UnixNano())
 	s.Touch()
 	s.log.Info("sandbox ready", "mode", s.cfg.mode, "ip", s.podIP, "elapsed", time.Since(t0).Round(time.Millisecond))
 	return nil
@@ -324,7 +338,7 @@ func (s *KubernetesPodSandbox) adoptable(pod *corev1.Pod) string {
 	switch {
 	case pod.Labels[LabelManagedBy] != ManagedByValue:
 		return "it is not managed by podsandbox"
-	case pod.Annotations[AnnotationSandboxID] != s.id:
+	case pod.Annotations[AnnotationSandboxID] != s.ID():
 		return fmt.Sprintf("it belongs to sandbox id %q", pod.Annotations[AnnotationSandboxID])
 	case pod.Annotations[AnnotationMode] != string(s.cfg.mode):
 		return fmt.Sprintf("it was made for mode %q", pod.Annotations[AnnotationMode])
@@ -491,6 +505,14 @@ func (s *KubernetesPodSandbox) Execute(ctx context.Context, command string, opts
 		return nil, err
 	}
 	c := ResolveExecOptions(opts...)
+	s.mu.Lock()
+	senv := s.sessionEnv
+	s.mu.Unlock()
+	if len(senv) > 0 && s.cfg.mode == ModeAPI {
+		env := maps.Clone(senv)
+		maps.Copy(env, c.Env)
+		c.Env = env
+	}
 	for k := range c.Env {
 		if !envName.MatchString(k) {
 			return nil, fmt.Errorf("%w: env name %q", ErrInvalidArgument, k)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -35,6 +36,14 @@ const (
 	AnnotationSandboxID = "podsandbox.io/sandbox-id"
 	// AnnotationMode records the transport the pod was built for ("http" or "api").
 	AnnotationMode = "podsandbox.io/mode"
+	// AnnotationExpiresAt (RFC 3339) is when the pod may be reaped if nobody uses it: last activity
+	// plus the idle timeout. Activity moves it forward; Reap deletes managed pods past it, even
+	// when the process that made them is gone.
+	AnnotationExpiresAt = "podsandbox.io/expires-at"
+	// LabelPool names the warm pool a pod was made for; LabelPoolState is "warm" until a session
+	// claims the pod, then "claimed".
+	LabelPool      = "podsandbox.io/pool"
+	LabelPoolState = "podsandbox.io/pool-state"
 
 	tokenSecretKey = "token"
 	workspaceVol   = "workspace"
@@ -165,7 +174,20 @@ func defaultResources() corev1.ResourceRequirements {
 }
 
 func (s *KubernetesPodSandbox) annotations() map[string]string {
-	return map[string]string{AnnotationSandboxID: s.id, AnnotationMode: string(s.cfg.mode)}
+	return map[string]string{
+		AnnotationSandboxID: s.ID(),
+		AnnotationMode:      string(s.cfg.mode),
+		AnnotationExpiresAt: s.expiry(time.Now()),
+	}
+}
+
+// expiry returns the expires-at value for activity at t.
+func (s *KubernetesPodSandbox) expiry(t time.Time) string {
+	d := s.cfg.idleTimeout
+	if ttl := time.Duration(s.expiryTTL.Load()); ttl > 0 {
+		d = ttl
+	}
+	return t.Add(d).UTC().Format(time.RFC3339)
 }
 
 // containerEnv returns the sandbox container's env: the token (HTTP mode, from the sandbox's

@@ -146,14 +146,14 @@ func TestTemplateToken(t *testing.T) {
 
 func TestOptionsValidate(t *testing.T) {
 	bad := map[string][]Option{
-		"mode":      {WithMode("ssh")},
-		"port":      {WithPort(0)},
-		"namespace": {WithNamespace("Not_Valid")},
-		"label":     {WithLabels(map[string]string{"bad key!": "v"})},
-		"env":       {WithEnv(map[string]string{"1X": "v"})},
-		"workdir":   {WithWorkDir("relative")},
-		"startup":   {WithStartupTimeout(0)},
-		"reach":     {WithReach("carrier-pigeon")},
+		"mode":                  {WithMode("ssh")},
+		"port":                  {WithPort(0)},
+		"namespace":             {WithNamespace("Not_Valid")},
+		"label":                 {WithLabels(map[string]string{"bad key!": "v"})},
+		"env":                   {WithEnv(map[string]string{"1X": "v"})},
+		"workdir":               {WithWorkDir("relative")},
+		"startup":               {WithStartupTimeout(0)},
+		"reach":                 {WithReach("carrier-pigeon")},
 		"api needs rest config": {WithMode(ModeAPI)},
 	}
 	for name, opts := range bad {

@@ -1,0 +1,39 @@
+package podsandbox
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// extendEvery is how often activity may move the expiry annotation forward: a quarter of the idle
+// timeout, at least every 10 s, so an active sandbox's expiry is always well ahead of now and a
+// busy one costs one PATCH per interval, not one per command.
+func (s *KubernetesPodSandbox) extendEvery() time.Duration {
+	return max(s.cfg.idleTimeout/4, 10*time.Second)
+}
+
+// extendExpiry patches the pod's expires-at annotation to last activity plus the idle timeout.
+func (s *KubernetesPodSandbox) extendExpiry() {
+	s.mu.Lock()
+	uid, stopped := s.uid, s.stopped
+	s.mu.Unlock()
+	if stopped || uid == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.patchAnnotations(ctx, uid, map[string]string{AnnotationExpiresAt: s.expiry(s.LastActivity())}); err != nil {
+		s.log.Debug("could not extend the expiry annotation", "err", err)
+	}
+}
+
+// patchAnnotations merges annotations into the pod, which must still have uid.
+func (s *KubernetesPodSandbox) patchAnnotations(ctx context.Context, uid types.UID, ann map[string]string) error {
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"uid": uid, "annotations": ann}})
+	_, err := s.client.CoreV1().Pods(s.cfg.namespace).Patch(ctx, s.podName, types.MergePatchType, patch, metav1.PatchOptions{})
+	return err
+}

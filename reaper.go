@@ -1,0 +1,131 @@
+package podsandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Reaper deletes expired podsandbox pods in one namespace. It needs no controller and no state:
+// every managed pod carries the managed-by label and an expires-at annotation (last activity plus
+// the idle timeout, moved forward by activity), so a fresh process can clean up after one that was
+// killed. It never touches a pod without podsandbox's managed-by label.
+type Reaper struct {
+	client    kubernetes.Interface
+	namespace string
+	log       *slog.Logger
+	// FinishedGrace is how long a pod that has finished (Failed or Succeeded, for example after
+	// activeDeadlineSeconds) is kept for inspection before it is deleted. Default 1 min.
+	FinishedGrace time.Duration
+	// OrphanGrace is how long a token Secret without a pod is kept (a create in progress) before it
+	// is deleted. Default 5 min.
+	OrphanGrace time.Duration
+	now         func() time.Time
+}
+
+// ReapResult counts what a Reap deleted.
+type ReapResult struct {
+	Pods    int
+	Secrets int
+}
+
+// NewReaper returns a reaper for namespace.
+func NewReaper(client kubernetes.Interface, namespace string, log *slog.Logger) *Reaper {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Reaper{client: client, namespace: namespace, log: log.With("namespace", namespace),
+		FinishedGrace: time.Minute, OrphanGrace: 5 * time.Minute, now: time.Now}
+}
+
+// Reap deletes managed pods whose expiry has passed (or that finished more than FinishedGrace
+// ago), each with a UID precondition, and token Secrets whose pod is gone.
+func (r *Reaper) Reap(ctx context.Context) (ReapResult, error) {
+	var res ReapResult
+	sel := metav1.ListOptions{LabelSelector: LabelManagedBy + "=" + ManagedByValue}
+	pods, err := r.client.CoreV1().Pods(r.namespace).List(ctx, sel)
+	if err != nil {
+		return res, fmt.Errorf("podsandbox: reap: list pods: %w", err)
+	}
+	now := r.now()
+	live := map[string]bool{}
+	var errs []error
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if p.Labels[LabelManagedBy] != ManagedByValue {
+			continue // defensive: a selector that was not applied must not widen the sweep
+		}
+		why := r.expired(p, now)
+		if why == "" {
+			live[p.Name] = true
+			continue
+		}
+		uid := p.UID
+		err := r.client.CoreV1().Pods(r.namespace).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+		switch {
+		case err == nil:
+			res.Pods++
+			r.log.Info("reaped pod", "pod", p.Name, "sandbox", p.Annotations[AnnotationSandboxID], "why", why)
+		case apierrors.IsNotFound(err) || apierrors.IsConflict(err):
+		default:
+			errs = append(errs, fmt.Errorf("delete pod %s: %w", p.Name, err))
+			live[p.Name] = true
+		}
+	}
+	secrets, err := r.client.CoreV1().Secrets(r.namespace).List(ctx, sel)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("list secrets: %w", err))
+		return res, errors.Join(errs...)
+	}
+	for i := range secrets.Items {
+		s := &secrets.Items[i]
+		if live[s.Name] || s.Labels[LabelManagedBy] != ManagedByValue || now.Sub(s.CreationTimestamp.Time) < r.OrphanGrace {
+			continue
+		}
+		uid := s.UID
+		err := r.client.CoreV1().Secrets(r.namespace).Delete(ctx, s.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+		if err == nil {
+			res.Secrets++
+		} else if !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			errs = append(errs, fmt.Errorf("delete secret %s: %w", s.Name, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return res, fmt.Errorf("podsandbox: reap: %w", err)
+	}
+	return res, nil
+}
+
+// expired says why p should be reaped, or "" when it should stay.
+func (r *Reaper) expired(p *corev1.Pod, now time.Time) string {
+	if p.DeletionTimestamp != nil {
+		return ""
+	}
+	if p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded {
+		finished := p.CreationTimestamp.Time
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady && c.LastTransitionTime.After(finished) {
+				finished = c.LastTransitionTime.Time
+			}
+		}
+		if now.Sub(finished) >= r.FinishedGrace {
+			return "finished (" + string(p.Status.Phase) + ")"
+		}
+	}
+	v, ok := p.Annotations[AnnotationExpiresAt]
+	if !ok {
+		return "" // not ours to judge: made by an older version or by hand
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil || now.Before(t) {
+		return ""
+	}
+	return "idle since " + v
+}
