@@ -273,7 +273,7 @@ func (s *KubernetesPodSandbox) ensureSecret(ctx context.Context) error {
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        s.secretName(),
 			Labels:      map[string]string{LabelManagedBy: ManagedByValue, LabelSandboxID: strings.TrimPrefix(s.podName, PodNamePrefix)},
-			Annotations: map[string]string{AnnotationSandboxID: s.id},
+			Annotations: map[string]string{AnnotationSandboxID: s.ID()},
 		},
 		Type: corev1.SecretTypeOpaque,
 		Data: map[string][]byte{tokenSecretKey: []byte(s.token)},
@@ -289,7 +289,7 @@ func (s *KubernetesPodSandbox) ensureSecret(ctx context.Context) error {
 	if err != nil {
 		return s.createError(err)
 	}
-	if old.Labels[LabelManagedBy] != ManagedByValue || old.Annotations[AnnotationSandboxID] != s.id {
+	if old.Labels[LabelManagedBy] != ManagedByValue || old.Annotations[AnnotationSandboxID] != s.ID() {
 		return &ConflictError{Pod: s.podName, Reason: "a Secret of that name exists and is not this sandbox's"}
 	}
 	if cur := string(old.Data[tokenSecretKey]); cur != s.token {
