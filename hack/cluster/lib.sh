@@ -99,6 +99,10 @@ start() {
   local n=$1; shift
   setsid "$@" >"$LOGS/$n.log" 2>&1 </dev/null 9>&- &
   echo $! >"$RUN/$n.pid"
+  # until the child has exec'ed the daemon, its command line is still bash's
+  for _ in $(seq 50); do pid_of "$n" >/dev/null && return 0; sleep 0.02; done
+  tail -n 25 "$LOGS/$n.log" >&2 || true
+  die "$n did not start (log: $LOGS/$n.log)"
 }
 
 # waitfor DESC SECONDS DAEMON CMD...: poll CMD every 0.1 s; fail with DAEMON's log tail when it

@@ -77,8 +77,17 @@ r=$(ip -4 route show "$POD_CIDR" 2>/dev/null || true)
 
 # ---- binaries, images, config ----
 mkdir -p "$RUN" "$LOGS"
-"$HACK/images.sh" build >"$LOGS/images.log" 2>&1 &
+# The image build runs in its own process group so that a failed cluster-up can stop all of it
+# (SIGTERM lets imagebuild unmount and remove a half-made debootstrap tree).
+setsid "$HACK/images.sh" build >"$LOGS/images.log" 2>&1 9>&- &
 images_job=$!
+stop_images() {
+  if [ -n "$images_job" ] && kill -0 "$images_job" 2>/dev/null; then
+    kill -TERM -- "-$images_job" 2>/dev/null || true
+    wait "$images_job" 2>/dev/null || true
+  fi
+}
+trap stop_images EXIT
 
 have() { local v; v=$("$BIN/$1" --version 2>/dev/null) && [[ $v == *"$2"* ]]; }
 need=""
@@ -150,9 +159,11 @@ start kubelet "$BIN/kubelet" --config="$ETC/kubelet.yaml" --kubeconfig="$ETC/kub
 
 # ---- images (built in the background meanwhile) ----
 if ! wait "$images_job"; then
+  images_job=""
   cat "$LOGS/images.log" >&2
   die "building the images failed (log: $LOGS/images.log)"
 fi
+images_job=""
 grep -E 'MB|skipping' "$LOGS/images.log" >&2 || true
 if [ "${IMAGES:-1}" != 0 ]; then "$HACK/images.sh" import; fi
 lap images
