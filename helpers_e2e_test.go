@@ -21,7 +21,12 @@ import (
 	"github.com/podsandbox/podsandbox/internal/e2e"
 )
 
-func TestMain(m *testing.M) { e2e.Main(m) }
+func TestMain(m *testing.M) {
+	if ns := os.Getenv("PODSANDBOX_REAPER_CHILD"); ns != "" {
+		reaperChild(ns) // the child process of TestReaperAfterSIGKILL; never returns
+	}
+	e2e.Main(m)
+}
 
 var (
 	restrictedOnce sync.Once
