@@ -8,6 +8,7 @@ import (
 	"path"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/podsandbox/podsandbox"
@@ -326,4 +327,32 @@ func (t *Toolset) lock(ctx context.Context, p string) (unlock func(), err error)
 		release()
 		return nil, ctx.Err()
 	}
+}
+
+// CallResult is Call for a host's tool loop. An error the model can fix by calling again
+// differently (ErrUnknownTool, ErrInvalidArguments) becomes an error result for the model, with
+// isError set: "Error: Unknown tool name: 'x'. Available tools: 'ls', ..." or
+// "Error: Invalid arguments for read_file: path: required. Fix the arguments and try again.".
+// Every other result has isError false (a tool's own "Error: ..." texts are results, as
+// upstream's); the remaining errors (the ctx ended, the sandbox is unusable) are returned.
+func (t *Toolset) CallResult(ctx context.Context, name string, argsJSON []byte) (text string, isError bool, err error) {
+	out, err := t.Call(ctx, name, argsJSON)
+	var ae *ArgumentError
+	switch {
+	case err == nil:
+		return out, false, nil
+	case errors.Is(err, ErrUnknownTool):
+		quoted := make([]string, len(t.tools))
+		for i, tool := range t.tools {
+			quoted[i] = "'" + tool.Name + "'"
+		}
+		return fmt.Sprintf("Error: Unknown tool name: '%s'. Available tools: %s", name, strings.Join(quoted, ", ")), true, nil
+	case errors.As(err, &ae):
+		msg := ae.Msg
+		if ae.Arg != "" {
+			msg = ae.Arg + ": " + msg
+		}
+		return fmt.Sprintf("Error: Invalid arguments for %s: %s. Fix the arguments and try again.", name, msg), true, nil
+	}
+	return "", false, err
 }

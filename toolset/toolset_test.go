@@ -402,3 +402,29 @@ func TestToolsReturnsCopies(t *testing.T) {
 		t.Error("Tools() shares state with its caller")
 	}
 }
+
+func TestCallResult(t *testing.T) {
+	f := newFake().put("a.txt", "x\n")
+	ts := mustNew(t, f, toolset.WithExecute(false))
+	tests := []struct {
+		tool, args string
+		want       string
+		isError    bool
+	}{
+		{"read_file", `{"path": "a.txt"}`, "     1\tx", false},
+		{"read_file", `{"path": "b.txt"}`, "Error: File 'b.txt' not found", false},
+		{"execute", `{"command": "ls"}`, "Error: Unknown tool name: 'execute'. Available tools: 'ls', 'read_file', 'write_file', 'edit_file', 'glob', 'grep'", true},
+		{"read_file", `{"path": 1}`, "Error: Invalid arguments for read_file: path: must be a string. Fix the arguments and try again.", true},
+		{"ls", `not json`, "Error: Invalid arguments for ls: arguments must be a JSON object. Fix the arguments and try again.", true},
+	}
+	for _, tt := range tests {
+		got, isError, err := ts.CallResult(t.Context(), tt.tool, []byte(tt.args))
+		if err != nil || got != tt.want || isError != tt.isError {
+			t.Errorf("CallResult(%s, %s) = %q, %v, %v; want %q, %v", tt.tool, tt.args, got, isError, err, tt.want, tt.isError)
+		}
+	}
+	f.fail = func(string, string) error { return podsandbox.ErrSandboxGone }
+	if _, _, err := ts.CallResult(t.Context(), "ls", nil); !errors.Is(err, podsandbox.ErrSandboxGone) {
+		t.Errorf("CallResult on a gone sandbox: %v", err)
+	}
+}
