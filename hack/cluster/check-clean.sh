@@ -25,8 +25,10 @@ done
 while read -r m; do [ -n "$m" ] && left+=("mount $m"); done <<<"$(our_mounts)"
 ip link show "$BRIDGE" >/dev/null 2>&1 && left+=("bridge $BRIDGE")
 for n in /run/netns/cni-*; do [ -e "$n" ] && left+=("network namespace $n"); done
-veths=$(ip -o link show type veth 2>/dev/null | awk -F': ' '{print $2}' | grep -E '^veth' || true)
-[ -z "$veths" ] || left+=("veth interfaces: $(echo $veths)")
+# a pod's host-side veth outlives the bridge only when its network namespace does: it then has no
+# master (veths of other software, e.g. Docker's, hang on their own bridge)
+veths=$(ip -o link show type veth 2>/dev/null | grep -v ' master ' | awk -F': ' '{split($2, a, "@"); print a[1]}' || true)
+[ -z "$veths" ] || left+=("veth interfaces without a bridge: $(echo $veths)")
 for port in $PORTS; do
   h=$(port_holder "$port")
   [ -z "$h" ] || left+=("listener on port $port: $h")
