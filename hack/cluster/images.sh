@@ -3,12 +3,12 @@
 # sandbox-server image is rebuilt when its source changed) and, when the cluster's containerd is up,
 # imports them into its k8s.io namespace. An image whose ID (config digest) containerd already has
 # under its name is skipped: imported images carry the label podsandbox.image-id.
-#   images.sh            build, then import when containerd runs
-#   images.sh build      build only; prints "<ref> <tarball> <id> <size>" lines to $RUN/images.list
+#   images.sh            (make images) build, then import when the cluster runs
+#   images.sh build      build only; "<ref> <tarball> <id> <size>" lines go to $RUN/images.list
 #   images.sh import     import what $RUN/images.list lists
+# Env: IMAGES_ONLY=busybox,python limits the build to those images (names in internal/imagebuild).
 . "$(dirname "$0")/lib.sh"
 LIST=$RUN/images.list
-mkdir -p "$RUN"
 
 build() {
   (cd "$ROOT" && go run ./hack/imagebuild -dir "$CACHE/images" ${IMAGES_ONLY:+-only "$IMAGES_ONLY"}) > "$LIST.tmp"
@@ -35,6 +35,16 @@ import() {
 case "${1:-all}" in
   build) build ;;
   import) import ;;
-  all) build; if ctr_ version >/dev/null 2>&1; then import; else log "containerd not running: images built, not imported"; fi ;;
+  all)
+    if ! ctr_ version >/dev/null 2>&1; then
+      LIST=$(mktemp); trap 'rm -f "$LIST"' EXIT
+      build
+      log "the cluster is not running: images built, not imported"
+      exit 0
+    fi
+    lock # not while a cluster-up or cluster-down runs
+    build
+    import
+    ;;
   *) die "usage: images.sh [build|import]" ;;
 esac
