@@ -38,8 +38,11 @@ if ! pid_of containerd >/dev/null && [ -f "$ETC/containerd.toml" ] &&
    { [ -n "$(shim_pids)" ] || [ -d "$RUN/containerd/io.containerd.runtime.v2.task/k8s.io" ]; }; then
   log "starting containerd to remove the pods of a cluster that was killed"
   mkdir -p "$RUN" "$LOGS"
-  start containerd containerd --config "$ETC/containerd.toml"
-  for _ in $(seq 100); do ctr_ version >/dev/null 2>&1 && break; sleep 0.1; done
+  if (start containerd containerd --config "$ETC/containerd.toml"); then
+    for _ in $(seq 100); do ctr_ version >/dev/null 2>&1 && break; sleep 0.1; done
+  else
+    log "containerd did not start; removing its leftovers by force"
+  fi
 fi
 if pid_of containerd >/dev/null && ctr_ version >/dev/null 2>&1; then
   tasks=$(ctr_ tasks ls -q 2>/dev/null || true)
