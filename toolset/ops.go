@@ -63,6 +63,9 @@ func describe(p string, err error) string {
 	case errors.As(err, &editErr):
 		return editErr.Error() // upstream's wording
 	case errors.As(err, &largeErr):
+		if largeErr.Size < 0 { // size unknown
+			return fmt.Sprintf("File '%s' is too large (limit %d bytes)", p, largeErr.Limit)
+		}
 		return fmt.Sprintf("File '%s' is too large (%d bytes, limit %d bytes)", p, largeErr.Size, largeErr.Limit)
 	case errors.Is(err, podsandbox.ErrNotFound):
 		return fmt.Sprintf("File '%s' not found", p)

@@ -95,8 +95,9 @@ func WithDescriptions(d map[string]string) Option {
 }
 
 // WithWorkDir tells the permission checks the sandbox's work dir, so a relative path is also
-// checked in its absolute form (a rule "/workspace/private/**" then covers "private/x"). Without
-// it, paths are checked as written and cleaned.
+// checked in its absolute form (a rule "/workspace/private/**" then covers "private/x"). By
+// default it is the sandbox's own, when it has a WorkDir() string method (as
+// *podsandbox.KubernetesPodSandbox does); otherwise paths are checked as written and cleaned.
 func WithWorkDir(dir string) Option { return func(c *config) { c.workDir = dir } }
 
 // Toolset is the console toolset over one Sandbox: the Go form of upstream's
@@ -124,6 +125,9 @@ func New(sb podsandbox.Sandbox, opts ...Option) (*Toolset, error) {
 		executeApproval:     true,
 		defaultIgnoreHidden: true,
 		editFormat:          EditFormatStrReplace,
+	}
+	if wd, ok := sb.(interface{ WorkDir() string }); ok {
+		cfg.workDir = wd.WorkDir()
 	}
 	for _, o := range opts {
 		o(&cfg)

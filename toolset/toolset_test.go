@@ -428,3 +428,43 @@ func TestCallResult(t *testing.T) {
 		t.Errorf("CallResult on a gone sandbox: %v", err)
 	}
 }
+
+// withWorkDir is a sandbox that reports its work dir, as *podsandbox.KubernetesPodSandbox does.
+type withWorkDir struct {
+	*fakeSandbox
+	dir string
+}
+
+func (w withWorkDir) WorkDir() string { return w.dir }
+
+func TestWorkDirFromSandbox(t *testing.T) {
+	rules := &toolset.Ruleset{
+		Default: toolset.Allow,
+		Read:    &toolset.OperationPermissions{Rules: []toolset.Rule{{Pattern: "/workspace/private/**", Action: toolset.Deny, Description: "Private"}}},
+	}
+	f := newFake().put("private/notes.txt", "x\n")
+	call := func(ts *toolset.Toolset) string {
+		out, err := ts.Call(t.Context(), "read_file", []byte(`{"path": "private/notes.txt"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if got := call(mustNew(t, withWorkDir{f, "/workspace"}, toolset.WithPermissions(rules))); got != "Error: Permission denied: Private" {
+		t.Errorf("with the sandbox's work dir: %q", got)
+	}
+	if got := call(mustNew(t, withWorkDir{f, "/workspace"}, toolset.WithPermissions(rules), toolset.WithWorkDir("/elsewhere"))); got != "     1\tx" {
+		t.Errorf("WithWorkDir overriding it: %q", got)
+	}
+}
+
+func TestFileTooLargeOfUnknownSize(t *testing.T) {
+	f := newFake().put("a.txt", "x")
+	f.fail = func(op, _ string) error {
+		return &podsandbox.FileTooLargeError{Path: "/workspace/a.txt", Size: -1, Limit: 100}
+	}
+	out, err := mustNew(t, f).Call(t.Context(), "read_file", []byte(`{"path": "a.txt"}`))
+	if err != nil || out != "Error: File 'a.txt' is too large (limit 100 bytes)" {
+		t.Errorf("Call = %q, %v", out, err)
+	}
+}
