@@ -358,14 +358,25 @@ func (s *Server) handleExecStream(w http.ResponseWriter, r *http.Request) *apiEr
 	if err := json.Unmarshal(line, &req); err != nil {
 		return errInvalid("first line of the body is not a JSON exec request: %v", err)
 	}
+	if !req.Stdin {
+		// The body should end with the request line. Read it to EOF (so that net/http watches the
+		// connection and cancels the request when the client goes away), but not forever.
+		_, _ = io.CopyN(io.Discard, body, jsonBodyLimit)
+	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	rc := http.NewResponseController(w)
-	_ = rc.EnableFullDuplex()
 	h := w.Header()
 	h.Set("Content-Type", "application/x-ndjson")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
+	if req.Stdin {
+		// stdin is read while output is written. When the command ends before the client has sent
+		// all of it, the pending read is interrupted with a read deadline on the connection, which
+		// can leave the connection unusable: never reuse it.
+		_ = rc.EnableFullDuplex()
+		h.Set("Connection", "close")
+	}
 	w.WriteHeader(http.StatusOK)
 	fw := &frameWriter{w: w, rc: rc, onFail: cancel}
 	fw.flush()
@@ -377,21 +388,10 @@ func (s *Server) handleExecStream(w http.ResponseWriter, r *http.Request) *apiEr
 		fw.write(wire.Frame{Type: wire.FrameExit, ExitCode: startErrorExitCode, Error: e.body.Error})
 		return nil
 	}
-	// Read the rest of the body while writing the response: stdin for the command, or nothing
-	// (read to EOF so that net/http notices a client that goes away). A read error other than EOF
-	// means the client is gone.
-	rest := &watchedReader{r: body, onErr: cancel}
-	bodyDone := make(chan struct{})
-	stopBody := func() { _ = rc.SetReadDeadline(time.Now()) }
 	if req.Stdin {
-		spec.stdin = rest
-		spec.stopStdin = stopBody
-		close(bodyDone)
-	} else {
-		go func() {
-			defer close(bodyDone)
-			_, _ = io.Copy(io.Discard, rest)
-		}()
+		// A read error other than EOF means the client is gone: cancel the command.
+		spec.stdin = &watchedReader{r: body, onErr: cancel}
+		spec.stopStdin = func() { _ = rc.SetReadDeadline(time.Now()) }
 	}
 
 	res, e := s.run(ctx, spec, func(stream string, p []byte) { fw.write(wire.Frame{Type: stream, Data: p}) })
@@ -399,12 +399,6 @@ func (s *Server) handleExecStream(w http.ResponseWriter, r *http.Request) *apiEr
 		fw.write(wire.Frame{Type: wire.FrameExit, ExitCode: startErrorExitCode, Error: e.body.Error})
 	} else {
 		fw.write(wire.Frame{Type: wire.FrameExit, ExitCode: res.exitCode, TimedOut: res.timedOut})
-	}
-	select {
-	case <-bodyDone:
-	default:
-		stopBody()
-		<-bodyDone
 	}
 	return nil
 }

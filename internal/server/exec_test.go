@@ -407,9 +407,20 @@ func TestExecStreamStdin(t *testing.T) {
 		t.Fatalf("%q", joinFrames(frames, ""))
 	}
 	// A command that ignores its stdin does not hang the stream.
-	frames = streamFrames(t, e, line(wire.ExecRequest{Command: "echo quick", Stdin: true})+strings.Repeat("z", 1<<20))
-	if joinFrames(frames, "") != "quick\n" {
-		t.Fatalf("%q", joinFrames(frames, ""))
+	// Nor does it spoil later requests (interrupting the stdin read must not leave a reused
+	// connection with a cancelled context).
+	for i := range 20 {
+		frames = streamFrames(t, e, line(wire.ExecRequest{Command: "echo quick", Stdin: true})+strings.Repeat("z", (i%4)*100_000))
+		if joinFrames(frames, "") != "quick\n" {
+			t.Fatalf("round %d: %q %+v", i, joinFrames(frames, ""), frames)
+		}
+		frames = streamFrames(t, e, line(wire.ExecRequest{Command: "echo next"}))
+		if joinFrames(frames, "") != "next\n" {
+			t.Fatalf("round %d, next request: %+v", i, frames)
+		}
+		if r := e.exec(wire.ExecRequest{Command: "echo plain"}); r.Output != "plain\n" {
+			t.Fatalf("round %d, /exec: %+v", i, r)
+		}
 	}
 }
 
