@@ -39,8 +39,8 @@ type KubernetesPodSandbox struct {
 	rest    *rest.Config
 	log     *slog.Logger
 
-	lastActivity atomic.Int64 // unix nanoseconds
-	lastExtend   atomic.Int64 // unix nanoseconds of the last expiry annotation update
+	lastActivity atomic.Int64      // unix nanoseconds
+	lastExtend   atomic.Int64      // unix nanoseconds of the last expiry annotation update
 	sessionEnv   map[string]string // bound at claim time (warm pools); added to every command
 	expiryTTL    atomic.Int64      // warm pool members: expiry is this far ahead (ns), not the idle timeout
 
@@ -329,6 +329,11 @@ func (s *KubernetesPodSandbox) createOrAdopt(ctx context.Context) (*corev1.Pod, 
 		s.log.Debug("waiting for terminating pod of the same name", "uid", old.UID)
 		if err := s.waitGone(ctx, old.UID); err != nil {
 			return nil, false, err
+		}
+		if s.cfg.mode == ModeHTTP {
+			if err := s.ensureSecret(ctx); err != nil { // the old pod's Secret goes with it
+				return nil, false, err
+			}
 		}
 	}
 }

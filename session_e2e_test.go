@@ -16,6 +16,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/podsandbox/podsandbox"
@@ -52,7 +53,13 @@ func managedPods(t *testing.T, ns, selector string) []corev1.Pod {
 // Not parallel: it measures 50 pods starting at once on this machine.
 func TestManagerConcurrent(t *testing.T) {
 	ns := e2e.CreateNamespace(t, "psbx-many")
-	m := podsandbox.NewSessionManager(podsandbox.KubernetesFactory(e2e.ImageServer, managerOpts(t, ns, podsandbox.WithStartupTimeout(90*time.Second))...))
+	// Upstream's requests (100m CPU each) fit about 19 pods on this 2-core node; dense sessions
+	// ask for less.
+	dense := corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("256Mi")},
+	}
+	m := podsandbox.NewSessionManager(podsandbox.KubernetesFactory(e2e.ImageServer, managerOpts(t, ns, podsandbox.WithStartupTimeout(90*time.Second), podsandbox.WithResources(dense))...))
 	t.Cleanup(func() { m.Shutdown(context.Background()) })
 	ctx := ctxT(t, 3*time.Minute)
 	start := time.Now()
@@ -345,7 +352,7 @@ func TestReaperAfterSIGKILL(t *testing.T) {
 	if err != nil || res.Pods != 0 {
 		t.Fatalf("reaped %d before expiry: %v", res.Pods, err)
 	}
-	time.Sleep(3 * time.Second) // the child's idle timeout is 2 s
+	time.Sleep(9 * time.Second) // the child's idle timeout is 8 s
 	res, err = r.Reap(ctx)
 	if err != nil || res.Pods != 2 {
 		t.Fatalf("reaped %+v: %v", res, err)
@@ -361,8 +368,8 @@ func TestReaperAfterSIGKILL(t *testing.T) {
 	}
 }
 
-// reaperChild runs in the child process of TestReaperAfterSIGKILL: it starts two sandboxes with a
-// 2 s idle timeout, reports their pods, and waits to be killed.
+// reaperChild runs in the child process of TestReaperAfterSIGKILL: it starts two sandboxes with an
+// 8 s idle timeout, reports their pods, and waits to be killed.
 func reaperChild(ns string) {
 	cfg, err := podsandbox.LoadConfig(os.Getenv("KUBECONFIG"), nil)
 	if err != nil {
@@ -373,7 +380,7 @@ func reaperChild(ns string) {
 	var names []string
 	for i := range 2 {
 		sb, err := podsandbox.NewKubernetesPodSandbox(e2e.ImageBusybox, podsandbox.WithRESTConfig(cfg), podsandbox.WithNamespace(ns),
-			podsandbox.WithMode(podsandbox.ModeAPI), podsandbox.WithImagePullPolicy("Never"), podsandbox.WithIdleTimeout(2*time.Second),
+			podsandbox.WithMode(podsandbox.ModeAPI), podsandbox.WithImagePullPolicy("Never"), podsandbox.WithIdleTimeout(8*time.Second),
 			podsandbox.WithSandboxID(fmt.Sprintf("orphan-%d", i)))
 		if err == nil {
 			err = sb.Start(ctx)

@@ -38,9 +38,9 @@ func (m *memSandbox) Stop(context.Context) error {
 	return m.stopErr
 }
 func (m *memSandbox) IsAlive(context.Context) bool { return m.alive.Load() }
-func (m *memSandbox) LastActivity() time.Time    { return time.Unix(0, m.last.Load()) }
-func (m *memSandbox) Touch()                     { m.last.Store(time.Now().UnixNano()) }
-func (m *memSandbox) IdleTimeout() time.Duration { return m.idle }
+func (m *memSandbox) LastActivity() time.Time      { return time.Unix(0, m.last.Load()) }
+func (m *memSandbox) Touch()                       { m.last.Store(time.Now().UnixNano()) }
+func (m *memSandbox) IdleTimeout() time.Duration   { return m.idle }
 
 type memFactory struct {
 	mu      sync.Mutex

@@ -292,6 +292,15 @@ func (s *KubernetesPodSandbox) ensureSecret(ctx context.Context) error {
 	if old.Labels[LabelManagedBy] != ManagedByValue || old.Annotations[AnnotationSandboxID] != s.ID() {
 		return &ConflictError{Pod: s.podName, Reason: "a Secret of that name exists and is not this sandbox's"}
 	}
+	if s.secretDoomed(ctx, old) {
+		// Owned by a pod that is gone or going: the garbage collector will delete it under a new
+		// pod's feet. Replace it now.
+		uid := old.UID
+		if err := secrets.Delete(ctx, old.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return s.createError(err)
+		}
+		return s.ensureSecret(ctx)
+	}
 	if cur := string(old.Data[tokenSecretKey]); cur != s.token {
 		if s.cfg.execToken == "" && cur != "" {
 			s.token = cur
@@ -303,6 +312,20 @@ func (s *KubernetesPodSandbox) ensureSecret(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// secretDoomed reports whether sec is owned by a pod that no longer exists or is terminating.
+func (s *KubernetesPodSandbox) secretDoomed(ctx context.Context, sec *corev1.Secret) bool {
+	for _, o := range sec.OwnerReferences {
+		if o.Kind != "Pod" {
+			continue
+		}
+		p, err := s.client.CoreV1().Pods(s.cfg.namespace).Get(ctx, o.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) || (err == nil && (p.UID != o.UID || p.DeletionTimestamp != nil)) {
+			return true
+		}
+	}
+	return false
 }
 
 // ownSecret makes the pod the Secret's owner, so the garbage collector removes the Secret with the
