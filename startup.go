@@ -266,52 +266,66 @@ func containerRunning(p *corev1.Pod) bool {
 }
 
 // ensureSecret creates the Secret holding the HTTP-mode token. An existing one made by podsandbox
-// for the same sandbox id is reused (adoption); its token wins unless WithExecToken was given.
+// for the same sandbox id is reused (adoption); its token wins unless WithExecToken was given. One
+// owned by a pod that is gone is replaced: the garbage collector would delete it under a new pod.
 func (s *KubernetesPodSandbox) ensureSecret(ctx context.Context) error {
 	secrets := s.client.CoreV1().Secrets(s.cfg.namespace)
-	sec := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:        s.secretName(),
-			Labels:      map[string]string{LabelManagedBy: ManagedByValue, LabelSandboxID: strings.TrimPrefix(s.podName, PodNamePrefix)},
-			Annotations: map[string]string{AnnotationSandboxID: s.ID()},
-		},
-		Type: corev1.SecretTypeOpaque,
-		Data: map[string][]byte{tokenSecretKey: []byte(s.token)},
-	}
-	_, err := secrets.Create(ctx, sec, metav1.CreateOptions{})
-	if err == nil {
-		return nil
-	}
-	if !apierrors.IsAlreadyExists(err) {
-		return s.createError(err)
-	}
-	old, err := secrets.Get(ctx, s.secretName(), metav1.GetOptions{})
-	if err != nil {
-		return s.createError(err)
-	}
-	if old.Labels[LabelManagedBy] != ManagedByValue || old.Annotations[AnnotationSandboxID] != s.ID() {
-		return &ConflictError{Pod: s.podName, Reason: "a Secret of that name exists and is not this sandbox's"}
-	}
-	if s.secretDoomed(ctx, old) {
-		// Owned by a pod that is gone or going: the garbage collector will delete it under a new
-		// pod's feet. Replace it now.
-		uid := old.UID
-		if err := secrets.Delete(ctx, old.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+	for attempt := 0; ; attempt++ {
+		if attempt == 5 {
+			return s.createError(fmt.Errorf("the token Secret %s keeps changing under us", s.secretName()))
+		}
+		sec := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{
+				Name:        s.secretName(),
+				Labels:      map[string]string{LabelManagedBy: ManagedByValue, LabelSandboxID: strings.TrimPrefix(s.podName, PodNamePrefix)},
+				Annotations: map[string]string{AnnotationSandboxID: s.ID()},
+			},
+			Type: corev1.SecretTypeOpaque,
+			Data: map[string][]byte{tokenSecretKey: []byte(s.token)},
+		}
+		_, err := secrets.Create(ctx, sec, metav1.CreateOptions{})
+		if err == nil {
+			return nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
 			return s.createError(err)
 		}
-		return s.ensureSecret(ctx)
-	}
-	if cur := string(old.Data[tokenSecretKey]); cur != s.token {
+		old, err := secrets.Get(ctx, s.secretName(), metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			continue // deleted in between (garbage collection): create it again
+		}
+		if err != nil {
+			return s.createError(err)
+		}
+		if old.Labels[LabelManagedBy] != ManagedByValue || old.Annotations[AnnotationSandboxID] != s.ID() {
+			return &ConflictError{Pod: s.podName, Reason: "a Secret of that name exists and is not this sandbox's"}
+		}
+		if s.secretDoomed(ctx, old) {
+			uid := old.UID
+			err := secrets.Delete(ctx, old.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+			if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+				return s.createError(err)
+			}
+			continue
+		}
+		cur := string(old.Data[tokenSecretKey])
+		if cur == s.token {
+			return nil
+		}
 		if s.cfg.execToken == "" && cur != "" {
 			s.token = cur
 			return nil
 		}
 		old.Data = map[string][]byte{tokenSecretKey: []byte(s.token)}
-		if _, err := secrets.Update(ctx, old, metav1.UpdateOptions{}); err != nil {
+		_, err = secrets.Update(ctx, old, metav1.UpdateOptions{})
+		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+			continue
+		}
+		if err != nil {
 			return s.createError(err)
 		}
+		return nil
 	}
-	return nil
 }
 
 // secretDoomed reports whether sec is owned by a pod that no longer exists or is terminating.
