@@ -99,7 +99,8 @@ func KubernetesFactory(image string, opts ...Option) Factory {
 }
 
 // GetOrCreate returns the session's sandbox, creating and starting it if needed. Exactly one
-// sandbox is made per id however many goroutines ask at once. A live sandbox is returned without
+// sandbox is made per id however many goroutines ask at once; callers that joined a creation that
+// failed get its error. A live sandbox is returned without
 // any API request; a dead one is stopped and replaced; one whose Start fails is stopped and not
 // kept. Every call counts as activity.
 func (m *SessionManager) GetOrCreate(ctx context.Context, id string) (Sandbox, error) {
@@ -127,7 +128,7 @@ func (m *SessionManager) GetOrCreate(ctx context.Context, id string) (Sandbox, e
 			return nil, ctx.Err()
 		}
 		if e.err != nil {
-			continue // the creator failed and removed the entry: try again ourselves
+			return nil, e.err // the creation this call joined failed; the next call tries again
 		}
 		if e.sb.IsAlive(ctx) {
 			e.sb.Touch()
