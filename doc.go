@@ -1,0 +1,32 @@
+// Package podsandbox gives AI agents and Go services their own Kubernetes pods as sandboxes: create
+// a pod, run shell commands in it, read, write, edit, list, glob and grep its files, keep one pod
+// per user session, and clean up. It is a Go port of pydantic-ai-backend's KubernetesPodSandbox,
+// SessionManager and console toolset (see the toolset package), with warm pools, a reaper, and two
+// transports that give identical results.
+//
+// # Sandboxes
+//
+// NewKubernetesPodSandbox prepares a sandbox (no network I/O); Start creates the pod and waits for
+// it with a watch, failing early with a *StartupError when the pod cannot start (missing image,
+// crash, unschedulable, OOM). Stop deletes it. Failures are Go errors for errors.Is and errors.As;
+// a command that exits non-zero is a result, not an error.
+//
+// # Transports
+//
+// ModeHTTP (the default) talks to the in-pod server of cmd/sandbox-server, reached by pod IP from
+// inside the cluster and through the API server's pods/proxy from outside, or by port-forward
+// (WithReach). Its token lives in a Secret owned by the pod. ModeAPI runs everything over the
+// pods/exec API (WebSocket v5 with SPDY fallback) and works with any image that has /bin/sh and
+// timeout. Both kill a command's whole process tree on timeout or cancel, never cut output silently,
+// and do not hang on background children that keep stdout open.
+//
+// # Sessions
+//
+// SessionManager keeps one sandbox per session id, adopts pods made by other replicas, can claim
+// ready pods from a WarmPool in milliseconds, releases idle sessions in a cleanup loop, and runs a
+// Reaper that deletes expired podsandbox pods even when the process that made them was killed.
+//
+// # Permissions
+//
+// deploy/rbac.yaml lists exactly the verbs the library uses in its namespace.
+package podsandbox

@@ -1,0 +1,120 @@
+package podsandbox_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/podsandbox/podsandbox"
+)
+
+// A sandbox in API mode with the Python image: the seed walk-through.
+func ExampleNewKubernetesPodSandbox() {
+	ctx := context.Background()
+	sb, err := podsandbox.NewKubernetesPodSandbox("python:3.12-slim",
+		podsandbox.WithMode(podsandbox.ModeAPI),
+		podsandbox.WithNamespace("sandboxes"),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := sb.Start(ctx); err != nil {
+		var se *podsandbox.StartupError
+		if errors.As(err, &se) {
+			log.Fatalf("pod did not start: %s (%s)", se.Reason, se.Message)
+		}
+		log.Fatal(err)
+	}
+	defer sb.Stop(ctx)
+	r, err := sb.Execute(ctx, "python3 -c 'print(1+1)'")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Print(r.Stdout) // 2
+}
+
+// Exit codes are results; timeouts kill the command's whole process group.
+func ExampleKubernetesPodSandbox_Execute() {
+	ctx := context.Background()
+	sb, _ := podsandbox.NewKubernetesPodSandbox("podsandbox.local/sandbox-server:dev")
+	_ = sb.Start(ctx)
+	defer sb.Stop(ctx)
+	r, err := sb.Execute(ctx, "make test", podsandbox.WithTimeout(2*time.Minute), podsandbox.WithDir("project"))
+	switch {
+	case err != nil:
+		log.Fatal(err) // could not run at all (pod gone, transport down)
+	case r.TimedOut:
+		fmt.Println("timed out; partial output:", r.Output)
+	case r.ExitCode != 0:
+		fmt.Printf("failed (%d): %s", r.ExitCode, r.Stderr)
+	}
+}
+
+// Files: relative paths resolve against the work dir (/workspace).
+func ExampleKubernetesPodSandbox_Write() {
+	ctx := context.Background()
+	sb, _ := podsandbox.NewKubernetesPodSandbox("podsandbox.local/sandbox-server:dev")
+	_ = sb.Start(ctx)
+	defer sb.Stop(ctx)
+	if _, err := sb.Write(ctx, "hello.txt", []byte("hello world\n")); err != nil {
+		log.Fatal(err)
+	}
+	text, err := sb.Read(ctx, "hello.txt", 0, 0)
+	if errors.Is(err, podsandbox.ErrNotFound) {
+		log.Fatal("gone")
+	}
+	fmt.Println(text) //      1	hello world
+}
+
+// One sandbox per user, idle ones released, expired pods of dead processes reaped.
+func ExampleNewSessionManager() {
+	ctx := context.Background()
+	cfg, err := podsandbox.LoadConfig("", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	factory := podsandbox.KubernetesFactory("podsandbox.local/sandbox-server:dev",
+		podsandbox.WithRESTConfig(cfg), podsandbox.WithIdleTimeout(15*time.Minute))
+	m := podsandbox.NewSessionManager(factory, podsandbox.WithMaxSessions(100))
+	m.StartCleanupLoop(ctx, time.Minute)
+	defer m.Shutdown(ctx)
+
+	sb, err := m.GetOrCreate(ctx, "user-42")
+	if errors.Is(err, podsandbox.ErrSessionLimit) {
+		log.Fatal(err) // Session limit of 100 reached. ...
+	}
+	_, _ = sb.Execute(ctx, "echo hi")
+	m.KeepAlive("user-42") // the agent is thinking: not idle
+}
+
+// A warm pool makes a new session's first command take milliseconds.
+func ExampleNewWarmPool() {
+	ctx := context.Background()
+	opts := []podsandbox.Option{podsandbox.WithNamespace("sandboxes")}
+	pool, err := podsandbox.NewWarmPool(5, "podsandbox.local/sandbox-server:dev", opts)
+	if err != nil {
+		log.Fatal(err)
+	}
+	pool.Start(ctx)
+	m := podsandbox.NewSessionManager(podsandbox.KubernetesFactory("podsandbox.local/sandbox-server:dev", opts...),
+		podsandbox.WithWarmPool(pool)) // an empty pool falls back to a cold start
+	defer m.Shutdown(ctx)
+	sb, _ := m.GetOrCreate(ctx, "user-7")
+	_, _ = sb.Execute(ctx, "true")
+}
+
+// A janitor for pods whose process died: run it anywhere with the same namespace.
+func ExampleReaper_Reap() {
+	ctx := context.Background()
+	cfg, _ := podsandbox.LoadConfig("", nil)
+	cs, _ := kubernetes.NewForConfig(cfg)
+	res, err := podsandbox.NewReaper(cs, "sandboxes", nil).Reap(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("reaped", res.Pods, "pods")
+}
