@@ -1,0 +1,162 @@
+//go:build e2e
+
+package main
+
+import (
+	"context"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/podsandbox/podsandbox"
+	"github.com/podsandbox/podsandbox/examples/internal/cli"
+	"github.com/podsandbox/podsandbox/internal/e2e"
+)
+
+func TestMain(m *testing.M) { e2e.Main(m) }
+
+const managed = podsandbox.LabelManagedBy + "=" + podsandbox.ManagedByValue
+
+func serviceConfig(t *testing.T, out *cli.Buffer) ServiceConfig {
+	env := e2e.Env(t)
+	return ServiceConfig{
+		Cluster:         cli.Cluster{REST: env.Config, Namespace: env.Namespace, PullPolicy: "Never", StartupTimeout: 3 * time.Minute},
+		Image:           e2e.ImageServer,
+		PoolSize:        2,
+		PoolName:        "sessions",
+		IdleTimeout:     10 * time.Minute,
+		CleanupInterval: 30 * time.Second,
+		MaxSessions:     10,
+		Log:             cli.NewLogger(out, false),
+	}
+}
+
+// TestSessionsService: the client scenario (two users, isolation, same sandbox again, release)
+// against the service on httptest, then Shutdown leaves no pod in the namespace.
+func TestSessionsService(t *testing.T) {
+	env := e2e.Env(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var buf cli.Buffer
+	out := &buf
+	defer func() { t.Logf("output:\n%s", buf.String()) }()
+
+	svc, err := NewService(ctx, serviceConfig(t, out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shut := false
+	t.Cleanup(func() {
+		if !shut {
+			svc.Shutdown(context.Background())
+		}
+	})
+	if err := waitWarm(ctx, svc, 2, 3*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if n := livePods(t, podsandbox.LabelPool+"=sessions,"+podsandbox.LabelPoolState+"=warm"); n != 2 {
+		t.Errorf("%d warm pods in the namespace, want 2", n)
+	}
+
+	srv := httptest.NewServer(svc.Handler())
+	defer srv.Close()
+	if err := Scenario(ctx, &Client{Base: srv.URL, HTTP: srv.Client()}, out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"[new session: warm pod claimed]",
+		"✓ bob has his own sandbox",
+		"✓ same sandbox, her file is still there",
+		"GET /sessions   → alice, bob",
+		"GET /sessions   → bob (",
+		"✓ after release alice starts over in a fresh sandbox",
+	} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	// Two users have a sandbox, and the pool refills to two warm pods: four pods.
+	if err := waitWarm(ctx, svc, 2, time.Minute); err != nil {
+		t.Error(err)
+	}
+	if n := livePods(t, ""); n != 4 {
+		t.Errorf("%d managed pods before Shutdown, want 4 (2 users + 2 warm)", n)
+	}
+
+	srv.Close()
+	shut = true
+	if err := Shutdown(ctx, svc, env.Client, env.Namespace, managed, out); err != nil {
+		t.Fatal(err)
+	}
+	if n := livePods(t, ""); n != 0 {
+		t.Errorf("%d managed pods after Shutdown", n)
+	}
+}
+
+// TestSessionsIdleCleanup: the cleanup loop releases a sandbox that is idle for longer than its
+// idle timeout, and its pod is deleted.
+func TestSessionsIdleCleanup(t *testing.T) {
+	env := e2e.Env(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var buf cli.Buffer
+	out := &buf
+	cfg := serviceConfig(t, out)
+	cfg.PoolSize, cfg.PoolName = 1, "idle"
+	cfg.IdleTimeout, cfg.CleanupInterval = 3*time.Second, 500*time.Millisecond
+	svc, err := NewService(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Shutdown(context.Background()) })
+	srv := httptest.NewServer(svc.Handler())
+	defer srv.Close()
+	c := &Client{Base: srv.URL, HTTP: srv.Client()}
+
+	r, err := c.Exec(ctx, "carol", "echo hi")
+	if err != nil || r.ExitCode != 0 {
+		t.Fatalf("%+v %v\n%s", r, err, buf.String())
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		l, err := c.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(l.Sessions) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("carol's idle sandbox was not released: %+v", l)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	p, err := env.Client.CoreV1().Pods(env.Namespace).Get(ctx, r.Pod, metav1.GetOptions{})
+	if err == nil && p.DeletionTimestamp == nil {
+		t.Errorf("pod %s of the released session is not being deleted", r.Pod)
+	}
+}
+
+// livePods counts the managed pods in the test namespace that are not being deleted.
+func livePods(t *testing.T, selector string) int {
+	t.Helper()
+	env := e2e.Env(t)
+	sel := managed
+	if selector != "" {
+		sel += "," + selector
+	}
+	l, err := env.Client.CoreV1().Pods(env.Namespace).List(context.Background(), metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, p := range l.Items {
+		if p.DeletionTimestamp == nil {
+			n++
+		}
+	}
+	return n
+}
