@@ -289,6 +289,9 @@ func (s *KubernetesPodSandbox) Start(ctx context.Context) error {
 	s.started = true
 	s.lastExtend.Store(time.Now().UnixNano())
 	s.Touch()
+	if time.Since(t0) >= s.extendEvery() {
+		go s.extendExpiry() // a slow start used up part of the idle time set at creation
+	}
 	s.log.Info("sandbox ready", "mode", s.cfg.mode, "ip", s.podIP, "elapsed", time.Since(t0).Round(time.Millisecond))
 	return nil
 }

@@ -348,11 +348,26 @@ func TestReaperAfterSIGKILL(t *testing.T) {
 		t.Fatalf("%d managed pods after the kill, want the child's 2", n)
 	}
 	r := podsandbox.NewReaper(env.Client, ns, nil)
+	var latest time.Time
+	for _, p := range managedPods(t, ns, "") {
+		exp, err := time.Parse(time.RFC3339, p.Annotations[podsandbox.AnnotationExpiresAt])
+		if err != nil {
+			t.Fatalf("pod %s: expires-at %q: %v", p.Name, p.Annotations[podsandbox.AnnotationExpiresAt], err)
+		}
+		if time.Until(exp) < 5*time.Second {
+			t.Fatalf("pod %s expires at %s, too soon to check that Reap spares it", p.Name, exp)
+		}
+		latest = max(latest, exp)
+	}
 	res, err := r.Reap(ctx)
 	if err != nil || res.Pods != 0 {
 		t.Fatalf("reaped %d before expiry: %v", res.Pods, err)
 	}
-	time.Sleep(9 * time.Second) // the child's idle timeout is 8 s
+	if wait := time.Until(latest) + time.Second; wait < 45*time.Second {
+		time.Sleep(wait)
+	} else {
+		t.Fatalf("expiry %s is further than the child's idle timeout", latest)
+	}
 	res, err = r.Reap(ctx)
 	if err != nil || res.Pods != 2 {
 		t.Fatalf("reaped %+v: %v", res, err)
@@ -368,8 +383,8 @@ func TestReaperAfterSIGKILL(t *testing.T) {
 	}
 }
 
-// reaperChild runs in the child process of TestReaperAfterSIGKILL: it starts two sandboxes with an
-// 8 s idle timeout, reports their pods, and waits to be killed.
+// reaperChild runs in the child process of TestReaperAfterSIGKILL: it starts two sandboxes with a
+// 20 s idle timeout, reports their pods, and waits to be killed.
 func reaperChild(ns string) {
 	cfg, err := podsandbox.LoadConfig(os.Getenv("KUBECONFIG"), nil)
 	if err != nil {
@@ -380,7 +395,7 @@ func reaperChild(ns string) {
 	var names []string
 	for i := range 2 {
 		sb, err := podsandbox.NewKubernetesPodSandbox(e2e.ImageBusybox, podsandbox.WithRESTConfig(cfg), podsandbox.WithNamespace(ns),
-			podsandbox.WithMode(podsandbox.ModeAPI), podsandbox.WithImagePullPolicy("Never"), podsandbox.WithIdleTimeout(8*time.Second),
+			podsandbox.WithMode(podsandbox.ModeAPI), podsandbox.WithImagePullPolicy("Never"), podsandbox.WithIdleTimeout(20*time.Second),
 			podsandbox.WithSandboxID(fmt.Sprintf("orphan-%d", i)))
 		if err == nil {
 			err = sb.Start(ctx)
