@@ -40,6 +40,7 @@ func startSandbox(t *testing.T, image string, opts ...podsandbox.Option) *podsan
 		podsandbox.WithRESTConfig(restrictedConfig(t)),
 		podsandbox.WithNamespace(env.Namespace),
 		podsandbox.WithImagePullPolicy("Never"),
+		podsandbox.WithResources(denseResources),
 	}, opts...)
 	sb, err := podsandbox.NewKubernetesPodSandbox(image, all...)
 	if err != nil {

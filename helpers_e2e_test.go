@@ -12,6 +12,7 @@ import (
 
 	authv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -20,6 +21,13 @@ import (
 
 	"github.com/podsandbox/podsandbox/internal/e2e"
 )
+
+// denseResources keep the suite's ~50 parallel pods schedulable on a 2-core node (upstream's
+// 100m CPU request fits about 19); TestPodSpec checks the real defaults.
+var denseResources = corev1.ResourceRequirements{
+	Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
+	Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("512Mi")},
+}
 
 func TestMain(m *testing.M) {
 	if ns := os.Getenv("PODSANDBOX_REAPER_CHILD"); ns != "" {

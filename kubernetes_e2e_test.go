@@ -25,6 +25,7 @@ func newSandbox(t *testing.T, image string, opts ...podsandbox.Option) *podsandb
 	env := e2e.Env(t)
 	sb, err := podsandbox.NewKubernetesPodSandbox(image, append([]podsandbox.Option{
 		podsandbox.WithRESTConfig(env.Config), podsandbox.WithNamespace(env.Namespace), podsandbox.WithImagePullPolicy("Never"),
+		podsandbox.WithResources(denseResources),
 	}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
@@ -61,6 +62,7 @@ func TestPodSpec(t *testing.T) {
 				image = e2e.ImageBusybox
 			}
 			sb := newSandbox(t, image, podsandbox.WithMode(mode), podsandbox.WithNamespace(ns), podsandbox.WithSandboxID("Spec_Test "+string(mode)),
+				podsandbox.WithResources(podsandbox.DefaultResources()),
 				podsandbox.WithLabels(map[string]string{"team": "a"}), podsandbox.WithEnv(map[string]string{"EXTRA": "1"}))
 			if err := sb.Start(ctx); err != nil {
 				t.Fatalf("Start in a restricted namespace: %v", err)

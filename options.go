@@ -81,7 +81,7 @@ func defaultConfig() config {
 		serviceAccount:   "default",
 		reach:            ReachAuto,
 		workDir:          "/workspace",
-		resources:        defaultResources(),
+		resources:        DefaultResources(),
 		pullPolicy:       corev1.PullIfNotPresent,
 		terminationGrace: 1,
 		unschedulable:    15 * time.Second,

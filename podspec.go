@@ -165,8 +165,9 @@ func (s *KubernetesPodSandbox) buildPod() *corev1.Pod {
 // apiModeIdle keeps an API-mode pod running and exits promptly on SIGTERM.
 const apiModeIdle = `trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done`
 
-// defaultResources are upstream's requests and limits.
-func defaultResources() corev1.ResourceRequirements {
+// DefaultResources returns upstream's requests and limits (256Mi/100m requests, 768Mi/1 CPU
+// limits), the default of every sandbox; start from it to change one value with WithResources.
+func DefaultResources() corev1.ResourceRequirements {
 	return corev1.ResourceRequirements{
 		Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi"), corev1.ResourceCPU: resource.MustParse("100m")},
 		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("768Mi"), corev1.ResourceCPU: resource.MustParse("1")},

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/podsandbox/podsandbox"
@@ -27,6 +26,7 @@ func managerOpts(t *testing.T, ns string, extra ...podsandbox.Option) []podsandb
 	env := e2e.Env(t)
 	return append([]podsandbox.Option{
 		podsandbox.WithRESTConfig(env.Config), podsandbox.WithNamespace(ns), podsandbox.WithImagePullPolicy("Never"),
+		podsandbox.WithResources(denseResources),
 	}, extra...)
 }
 
@@ -53,13 +53,7 @@ func managedPods(t *testing.T, ns, selector string) []corev1.Pod {
 // Not parallel: it measures 50 pods starting at once on this machine.
 func TestManagerConcurrent(t *testing.T) {
 	ns := e2e.CreateNamespace(t, "psbx-many")
-	// Upstream's requests (100m CPU each) fit about 19 pods on this 2-core node; dense sessions
-	// ask for less.
-	dense := corev1.ResourceRequirements{
-		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
-		Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("256Mi")},
-	}
-	m := podsandbox.NewSessionManager(podsandbox.KubernetesFactory(e2e.ImageServer, managerOpts(t, ns, podsandbox.WithStartupTimeout(90*time.Second), podsandbox.WithResources(dense))...))
+	m := podsandbox.NewSessionManager(podsandbox.KubernetesFactory(e2e.ImageServer, managerOpts(t, ns, podsandbox.WithStartupTimeout(90*time.Second))...))
 	t.Cleanup(func() { m.Shutdown(context.Background()) })
 	ctx := ctxT(t, 3*time.Minute)
 	start := time.Now()
@@ -396,7 +390,7 @@ func reaperChild(ns string) {
 	ctx := context.Background()
 	var names []string
 	for i := range 2 {
-		sb, err := podsandbox.NewKubernetesPodSandbox(e2e.ImageBusybox, podsandbox.WithRESTConfig(cfg), podsandbox.WithNamespace(ns),
+		sb, err := podsandbox.NewKubernetesPodSandbox(e2e.ImageBusybox, podsandbox.WithRESTConfig(cfg), podsandbox.WithNamespace(ns), podsandbox.WithResources(denseResources),
 			podsandbox.WithMode(podsandbox.ModeAPI), podsandbox.WithImagePullPolicy("Never"), podsandbox.WithIdleTimeout(20*time.Second),
 			podsandbox.WithSandboxID(fmt.Sprintf("orphan-%d", i)))
 		if err == nil {
