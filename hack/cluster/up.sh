@@ -94,12 +94,12 @@ need=""
 for c in kube-apiserver kube-controller-manager kube-scheduler kubelet; do have "$c" "$K8S_VERSION" || need="$need $c"; done
 if [ -n "$need" ]; then
   log "building kubernetes $K8S_VERSION ($need ) into $BIN; a few minutes on a fresh machine"
-  "$HACK/build-k8s.sh" 2>&1 | grep -v '^go: downloading' >&2
+  "$HACK/build-k8s.sh" 2>&1 | { grep -v '^go: downloading' >&2 || true; }
 fi
 lap build-k8s
 if ! have etcd "Version: ${ETCD_VERSION#v}"; then
   log "building etcd $ETCD_VERSION into $BIN"
-  "$HACK/build-etcd.sh" 2>&1 | grep -v '^go: downloading' >&2
+  "$HACK/build-etcd.sh" 2>&1 | { grep -v '^go: downloading' >&2 || true; }
 fi
 lap build-etcd
 "$HACK/gen-config.sh"
