@@ -527,7 +527,7 @@ func (t *apiTransport) grep(ctx context.Context, pattern, root, glob string, hid
 	if hidden {
 		h = "1"
 	}
-	out, errb, code, err := t.script(ctx, grepScript, nil, searchTimeout, root, pattern, inc, h)
+	out, errb, code, err := t.script(ctx, grepScript, nil, searchTimeout, root, posixPattern(pattern), inc, h)
 	if err != nil {
 		return nil, err
 	}
@@ -535,6 +535,56 @@ func (t *apiTransport) grep(ctx context.Context, pattern, root, glob string, hid
 		return nil, pathErr("grep", root, code, errb)
 	}
 	return parseGrep(out), nil
+}
+
+// perlClasses are the RE2 (Perl) class escapes grep -E lacks, as POSIX bracket expressions: outside
+// a bracket, and inside one.
+var perlClasses = map[byte][2]string{
+	'd': {"[[:digit:]]", "[:digit:]"}, 'D': {"[^[:digit:]]", ""},
+	's': {"[[:space:]]", "[:space:]"}, 'S': {"[^[:space:]]", ""},
+	'w': {"[[:alnum:]_]", "[:alnum:]_"}, 'W': {"[^[:alnum:]_]", ""},
+}
+
+// posixPattern rewrites \d \s \w (and their negations outside brackets) for grep -E, so the API
+// transport matches what the in-pod server's Go regexp matches.
+func posixPattern(p string) string {
+	var b strings.Builder
+	inBracket := false
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c == '\\' && i+1 < len(p):
+			if rep, ok := perlClasses[p[i+1]]; ok && (!inBracket || rep[1] != "") {
+				if inBracket {
+					b.WriteString(rep[1])
+				} else {
+					b.WriteString(rep[0])
+				}
+				i++
+				continue
+			}
+			b.WriteByte(c)
+			b.WriteByte(p[i+1])
+			i++
+			continue
+		case c == '[' && !inBracket:
+			inBracket = true
+			b.WriteByte(c)
+			if i+1 < len(p) && p[i+1] == '^' {
+				b.WriteByte('^')
+				i++
+			}
+			if i+1 < len(p) && p[i+1] == ']' { // a leading ] is literal
+				b.WriteByte(']')
+				i++
+			}
+			continue
+		case c == ']' && inBracket:
+			inBracket = false
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
 }
 
 // parseGrep splits the file list from grep's "path:line:text" output. Paths are recognised by the

@@ -78,3 +78,20 @@ func TestGlobFilter(t *testing.T) {
 		t.Errorf("any depth: %+v", got)
 	}
 }
+
+func TestPosixPattern(t *testing.T) {
+	for in, want := range map[string]string{
+		`\d+`:        `[[:digit:]]+`,
+		`a\sb\S`:     `a[[:space:]]b[^[:space:]]`,
+		`[\d.]+`:     `[[:digit:].]+`,
+		`[^\w-]`:     `[^[:alnum:]_-]`,
+		`\.\d`:       `\.[[:digit:]]`,
+		`[]\d]`:      `[][:digit:]]`,
+		`plain (a|b)`: `plain (a|b)`,
+		`\\d`:        `\\d`,
+	} {
+		if got := posixPattern(in); got != want {
+			t.Errorf("posixPattern(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

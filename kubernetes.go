@@ -10,6 +10,7 @@ import (
 	"maps"
 	"os"
 	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -639,6 +640,9 @@ func (s *KubernetesPodSandbox) GrepRaw(ctx context.Context, pattern string, opts
 	}
 	if pattern == "" {
 		return nil, fmt.Errorf("%w: empty grep pattern", ErrInvalidArgument)
+	}
+	if strings.ContainsAny(pattern, "\n\r") {
+		return nil, fmt.Errorf("%w: grep matches within one line; the pattern has a line break", ErrInvalidArgument)
 	}
 	if _, err := regexp.Compile(pattern); err != nil {
 		return nil, fmt.Errorf("%w: grep pattern: %v", ErrInvalidArgument, err)
