@@ -13,7 +13,8 @@ import (
 func TestNoContainerEngine(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
 	t.Setenv("KIND_EXPERIMENTAL_PROVIDER", "")
-	t.Setenv("PODSANDBOX_CACHE", t.TempDir()) // nothing may be built there
+	cache := t.TempDir()
+	t.Setenv("PODSANDBOX_CACHE", cache) // nothing may be built there
 	var stdout, stderr bytes.Buffer
 	code := realMain(context.Background(), nil, &stdout, &stderr)
 	if code != 1 {
@@ -30,6 +31,9 @@ func TestNoContainerEngine(t *testing.T) {
 	}
 	if stdout.Len() != 0 {
 		t.Errorf("stdout: %q", stdout.String())
+	}
+	if entries, _ := os.ReadDir(cache); len(entries) != 0 {
+		t.Errorf("something was built before the engine check: %v", entries)
 	}
 }
 

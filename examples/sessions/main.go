@@ -178,6 +178,8 @@ func demo(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	base := "http://" + ln.Addr().String()
 	fmt.Fprintf(out, "Service listening on %s\n\n", base)
 
+	// From here pods start in the background (the pool refilling): one line each is enough.
+	cli.Quiet(sc.Log, true)
 	if err := Scenario(ctx, &Client{Base: base}, out); err != nil {
 		return fmt.Errorf("scenario: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,13 +23,23 @@ import (
 // The times are the library's own "elapsed" (since Start began). Debug records other than the
 // pod milestones (for example client-go's stream diagnostics) are printed only when verbose.
 func NewLogger(w io.Writer, verbose bool) *slog.Logger {
-	return slog.New(&progressHandler{w: w, verbose: verbose, mu: &sync.Mutex{}})
+	return slog.New(&progressHandler{w: w, verbose: verbose, mu: &sync.Mutex{}, quiet: &atomic.Bool{}})
+}
+
+// Quiet hides (true) or shows (false) the pod milestones of a logger from NewLogger, keeping one
+// "sandbox ready" line per pod: for when pods start in the background (a warm pool refilling)
+// while the output tells another story.
+func Quiet(l *slog.Logger, quiet bool) {
+	if h, ok := l.Handler().(*progressHandler); ok {
+		h.quiet.Store(quiet)
+	}
 }
 
 type progressHandler struct {
 	w       io.Writer
 	verbose bool
 	mu      *sync.Mutex
+	quiet   *atomic.Bool
 	attrs   []slog.Attr
 }
 
@@ -40,7 +51,7 @@ func (h *progressHandler) Enabled(_ context.Context, l slog.Level) bool {
 var hidden = []string{"sandbox", "namespace", "uid", "pod", "elapsed", "adopted"}
 
 func (h *progressHandler) Handle(_ context.Context, r slog.Record) error {
-	if r.Level < slog.LevelInfo && !h.verbose && !strings.HasPrefix(r.Message, "pod ") {
+	if r.Level < slog.LevelInfo && !h.verbose && (!strings.HasPrefix(r.Message, "pod ") || h.quiet.Load()) {
 		return nil
 	}
 	var (
@@ -79,7 +90,11 @@ func (h *progressHandler) Handle(_ context.Context, r slog.Record) error {
 	case r.Level >= slog.LevelWarn:
 		b.WriteString("WARN ")
 	}
-	fmt.Fprintf(&b, "%-18s %7s", r.Message, elapsed)
+	if elapsed != "" {
+		fmt.Fprintf(&b, "%-18s %7s", r.Message, elapsed)
+	} else {
+		b.WriteString(r.Message)
+	}
 	if pod != "" {
 		b.WriteString("  " + pod)
 	}
