@@ -81,14 +81,14 @@ func TestGlobFilter(t *testing.T) {
 
 func TestPosixPattern(t *testing.T) {
 	for in, want := range map[string]string{
-		`\d+`:        `[[:digit:]]+`,
-		`a\sb\S`:     `a[[:space:]]b[^[:space:]]`,
-		`[\d.]+`:     `[[:digit:].]+`,
-		`[^\w-]`:     `[^[:alnum:]_-]`,
-		`\.\d`:       `\.[[:digit:]]`,
-		`[]\d]`:      `[][:digit:]]`,
+		`\d+`:         `[[:digit:]]+`,
+		`a\sb\S`:      `a[[:space:]]b[^[:space:]]`,
+		`[\d.]+`:      `[[:digit:].]+`,
+		`[^\w-]`:      `[^[:alnum:]_-]`,
+		`\.\d`:        `\.[[:digit:]]`,
+		`[]\d]`:       `[][:digit:]]`,
 		`plain (a|b)`: `plain (a|b)`,
-		`\\d`:        `\\d`,
+		`\\d`:         `\\d`,
 	} {
 		if got := posixPattern(in); got != want {
 			t.Errorf("posixPattern(%q) = %q, want %q", in, got, want)

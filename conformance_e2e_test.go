@@ -51,12 +51,12 @@ func startSandbox(t *testing.T, image string, opts ...podsandbox.Option) *podsan
 	if err := sb.Start(ctx); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	e2e.DumpOnFailure(t, env, sb.PodName())
 	t.Cleanup(func() {
 		if err := sb.Stop(context.Background()); err != nil {
 			t.Errorf("Stop: %v", err)
 		}
 	})
+	e2e.DumpOnFailure(t, env, sb.PodName()) // cleanups run last-in first-out: dump, then stop
 	return sb
 }
 
