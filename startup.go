@@ -61,7 +61,10 @@ func (s *KubernetesPodSandbox) waitUsable(ctx context.Context, t0 time.Time) (*c
 		}
 		select {
 		case <-ctx.Done():
-			return nil, s.startupFailure(ctx, last, "Timeout", fmt.Sprintf("not ready in %s", s.cfg.startupTimeout))
+			if errors.Is(ctx.Err(), context.Canceled) {
+				return nil, fmt.Errorf("podsandbox: start of %s cancelled after %s: %w", s.podName, time.Since(t0).Round(time.Millisecond), ctx.Err())
+			}
+			return nil, s.startupFailure(ctx, last, "Timeout", fmt.Sprintf("not ready after %s", time.Since(t0).Round(time.Millisecond)))
 		case <-sub.changed():
 		case <-graceTick:
 			graceTick = nil

@@ -38,7 +38,7 @@ e2e() {
     [ -n "$pkgs" ] || continue
     say "e2e tests ($m):" $pkgs
     # shellcheck disable=SC2086
-    (cd "$m" && go test -race -tags e2e -count=1 -timeout 30m $pkgs)
+    (cd "$m" && go test -race -tags e2e -count=1 -p 1 -timeout 30m $pkgs)
   done
 }
 
