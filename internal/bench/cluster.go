@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -202,5 +201,3 @@ func (w *hashWriter) Write(p []byte) (int, error) {
 }
 
 func (w *hashWriter) sum() string { return hex.EncodeToString(w.h.Sum(nil)) }
-
-var errExit = errors.New("non-zero exit")

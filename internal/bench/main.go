@@ -280,7 +280,9 @@ func (b *bench) runAll(ctx context.Context) int {
 		}
 		ts := time.Now()
 		b.progress("row %d: start", n)
-		if err := f(ctx, b.blocks[n]); err != nil {
+		if err := f(ctx, b.blocks[n]); errors.Is(err, errInterrupted) || (err != nil && ctx.Err() != nil) {
+			b.blocks[n].Note("interrupted (Ctrl-C): this row's figures are missing or partial")
+		} else if err != nil {
 			b.failed = true
 			b.blocks[n].Note("FAILED: %v", err)
 			b.progress("row %d: FAILED: %v", n, err)
