@@ -1,8 +1,10 @@
 package podsandbox
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -172,7 +174,7 @@ func (t *httpTransport) close() {
 }
 
 // do sends one request; a non-2xx answer becomes a typed error.
-func (t *httpTransport) do(ctx context.Context, method, route string, query url.Values, body io.Reader, auth bool) (*http.Response, error) {
+func (t *httpTransport) do(ctx context.Context, method, route string, query url.Values, body io.Reader, auth bool, extra ...http.Header) (*http.Response, error) {
 	client, base, token, err := t.setup(ctx)
 	if err != nil {
 		return nil, err
@@ -190,6 +192,11 @@ func (t *httpTransport) do(ctx context.Context, method, route string, query url.
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for _, h := range extra {
+		for k, v := range h {
+			req.Header[k] = v
+		}
 	}
 	resp, err := client.Do(req)
 	if err != nil {
@@ -313,17 +320,20 @@ func (t *httpTransport) exec(ctx context.Context, command string, c ExecConfig) 
 	// The server enforces the timeout; the client deadline only guards against a lost server.
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout+30*time.Second)
 	defer cancel()
-	resp, err := t.do(ctx, http.MethodPost, wire.RouteExecStream, nil, body, true)
+	resp, err := t.do(ctx, http.MethodPost, wire.RouteExecStream, nil, body, true, acceptBinary)
 	if err != nil {
 		return nil, t.typed("exec", "", err)
 	}
 	defer resp.Body.Close()
 	capt := newCapture(c.OutputLimit, c.Stdout, c.Stderr)
-	dec := json.NewDecoder(resp.Body)
 	out, errw := capt.stream(1), capt.stream(2)
+	next := ndjsonFrames(resp.Body)
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), wire.StreamBinary) {
+		next = binaryFrames(resp.Body)
+	}
 	for {
-		var f wire.Frame
-		if err := dec.Decode(&f); err != nil {
+		f, err := next()
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
@@ -340,6 +350,49 @@ func (t *httpTransport) exec(ctx context.Context, command string, c ExecConfig) 
 			}
 			return capt.response(f.ExitCode, f.TimedOut), nil
 		}
+	}
+}
+
+// acceptBinary asks /exec/stream for wire.StreamBinary frames.
+var acceptBinary = http.Header{"Accept": {wire.StreamBinary}}
+
+// ndjsonFrames decodes NDJSON frames (servers that do not speak the binary form).
+func ndjsonFrames(r io.Reader) func() (wire.Frame, error) {
+	dec := json.NewDecoder(r)
+	return func() (wire.Frame, error) {
+		var f wire.Frame
+		err := dec.Decode(&f)
+		return f, err
+	}
+}
+
+// binaryFrames decodes wire.StreamBinary frames. A frame's Data is only valid until the next call.
+func binaryFrames(r io.Reader) func() (wire.Frame, error) {
+	br := bufio.NewReaderSize(r, 256<<10)
+	var head [5]byte
+	var buf []byte
+	return func() (wire.Frame, error) {
+		if _, err := io.ReadFull(br, head[:]); err != nil {
+			return wire.Frame{}, err
+		}
+		n := binary.BigEndian.Uint32(head[1:])
+		if n > wire.MaxBinaryFrame {
+			return wire.Frame{}, fmt.Errorf("frame of %d bytes is over the limit", n)
+		}
+		if cap(buf) < int(n) {
+			buf = make([]byte, n)
+		}
+		buf = buf[:n]
+		if _, err := io.ReadFull(br, buf); err != nil {
+			return wire.Frame{}, err
+		}
+		f := wire.Frame{Type: string(head[:1])}
+		if f.Type == wire.FrameExit {
+			err := json.Unmarshal(buf, &f)
+			return f, err
+		}
+		f.Data = buf
+		return f, nil
 	}
 }
 

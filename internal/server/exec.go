@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -243,7 +245,7 @@ func (s *Server) run(ctx context.Context, spec *execSpec, sink sinkFunc) (execRe
 // until f has nothing more to give without waiting.
 func pump(f *os.File, stream string, sink sinkFunc, draining *atomic.Bool, wg *sync.WaitGroup) {
 	defer wg.Done()
-	buf := make([]byte, 32<<10)
+	buf := make([]byte, 128<<10)
 	for {
 		n, err := f.Read(buf)
 		if n > 0 {
@@ -367,7 +369,12 @@ func (s *Server) handleExecStream(w http.ResponseWriter, r *http.Request) *apiEr
 	defer cancel()
 	rc := http.NewResponseController(w)
 	h := w.Header()
-	h.Set("Content-Type", "application/x-ndjson")
+	binary := strings.Contains(r.Header.Get("Accept"), wire.StreamBinary)
+	if binary {
+		h.Set("Content-Type", wire.StreamBinary)
+	} else {
+		h.Set("Content-Type", "application/x-ndjson")
+	}
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	if req.Stdin {
@@ -378,7 +385,7 @@ func (s *Server) handleExecStream(w http.ResponseWriter, r *http.Request) *apiEr
 		h.Set("Connection", "close")
 	}
 	w.WriteHeader(http.StatusOK)
-	fw := &frameWriter{w: w, rc: rc, onFail: cancel}
+	fw := &frameWriter{w: w, rc: rc, onFail: cancel, binary: binary}
 	fw.flush()
 
 	// From here on errors are reported in the stream (clients behind pods/proxy only get the body
@@ -439,26 +446,43 @@ func (w *watchedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// frameWriter writes NDJSON frames, flushing each one. After the first failed write it drops
-// frames and calls onFail (the client is gone: cancel the command).
+// frameWriter writes frames (NDJSON, or wire.StreamBinary when binary), flushing each one. After
+// the first failed write it drops frames and calls onFail (the client is gone: cancel the command).
 type frameWriter struct {
 	mu     sync.Mutex
 	w      io.Writer
 	rc     *http.ResponseController
 	failed bool
 	onFail func()
+	binary bool
 }
 
 func (f *frameWriter) write(fr wire.Frame) {
-	b, err := json.Marshal(fr)
-	if err != nil {
-		return
+	var head, b []byte
+	if f.binary {
+		b = fr.Data
+		if fr.Type == wire.FrameExit {
+			b, _ = json.Marshal(fr)
+		}
+		head = []byte{fr.Type[0], 0, 0, 0, 0}
+		binary.BigEndian.PutUint32(head[1:], uint32(len(b)))
+	} else {
+		var err error
+		if b, err = json.Marshal(fr); err != nil {
+			return
+		}
+		b = append(b, '\n')
 	}
-	b = append(b, '\n')
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failed {
 		return
+	}
+	if head != nil {
+		if _, err := f.w.Write(head); err != nil {
+			f.fail()
+			return
+		}
 	}
 	if _, err := f.w.Write(b); err != nil {
 		f.fail()

@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
@@ -520,5 +521,62 @@ func TestExecStreamCancelKillsGroup(t *testing.T) {
 			resp.Body.Close()
 			waitGone(t, pid, 3*time.Second)
 		})
+	}
+}
+
+// binaryStreamFrames is streamFrames with "Accept: wire.StreamBinary".
+func binaryStreamFrames(t *testing.T, e *tenv, body string) []wire.Frame {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, e.ts.URL+wire.RouteExecStream, strings.NewReader(body))
+	req.Header.Set(wire.TokenHeader, testToken)
+	req.Header.Set("Accept", wire.StreamBinary)
+	resp, err := e.ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != wire.StreamBinary {
+		t.Fatalf("status %d type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	var frames []wire.Frame
+	br := bufio.NewReader(resp.Body)
+	for {
+		var head [5]byte
+		if _, err := io.ReadFull(br, head[:]); err == io.EOF {
+			return frames
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		data := make([]byte, binary.BigEndian.Uint32(head[1:]))
+		if _, err := io.ReadFull(br, data); err != nil {
+			t.Fatal(err)
+		}
+		f := wire.Frame{Type: string(head[:1]), Data: data}
+		if f.Type == wire.FrameExit {
+			f = wire.Frame{}
+			if err := json.Unmarshal(data, &f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		frames = append(frames, f)
+	}
+}
+
+func TestExecStreamBinary(t *testing.T) {
+	e := newTenv(t)
+	frames := binaryStreamFrames(t, e, line(wire.ExecRequest{Command: "echo a; sleep 0.05; echo b >&2; sleep 0.05; printf 'c\\0\\n'; exit 3"}))
+	var order []string
+	for _, f := range frames[:len(frames)-1] {
+		order = append(order, f.Type+":"+string(f.Data))
+	}
+	if strings.Join(order, "") != "o:a\ne:b\no:c\x00\n" {
+		t.Fatalf("frame order %q", order)
+	}
+	if x := frames[len(frames)-1]; x.Type != wire.FrameExit || x.ExitCode != 3 || x.Data != nil {
+		t.Fatalf("exit frame %+v", x)
+	}
+	frames = binaryStreamFrames(t, e, line(wire.ExecRequest{Command: "head -c 3000000 /dev/zero | tr '\\0' z"}))
+	if got := joinFrames(frames, wire.FrameStdout); len(got) != 3000000 || strings.Trim(got, "z") != "" {
+		t.Fatalf("streamed %d bytes", len(got))
 	}
 }
