@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
+	"github.com/podsandbox/podsandbox"
 	"github.com/podsandbox/podsandbox/internal/e2e"
 )
 
@@ -28,6 +29,9 @@ var denseResources = corev1.ResourceRequirements{
 	Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
 	Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("512Mi")},
 }
+
+// modeImage is the image each transport mode runs in the tests.
+var modeImage = map[podsandbox.Mode]string{podsandbox.ModeHTTP: e2e.ImageServer, podsandbox.ModeAPI: e2e.ImageBusybox}
 
 func TestMain(m *testing.M) {
 	if ns := os.Getenv("PODSANDBOX_REAPER_CHILD"); ns != "" {

@@ -397,6 +397,15 @@ func (s *KubernetesPodSandbox) Stop(ctx context.Context) error {
 	if s.stopped {
 		return nil
 	}
+	s.detach()
+	if !s.cfg.deleteOnStop || s.uid == "" {
+		return nil
+	}
+	return s.deleteOwned(ctx)
+}
+
+// detach marks the sandbox stopped and drops its transport and watch; s.mu is held.
+func (s *KubernetesPodSandbox) detach() {
 	s.stopped = true
 	if s.tr != nil {
 		s.tr.close()
@@ -406,10 +415,6 @@ func (s *KubernetesPodSandbox) Stop(ctx context.Context) error {
 		s.watch.close()
 		s.watch = nil
 	}
-	if !s.cfg.deleteOnStop || s.uid == "" {
-		return nil
-	}
-	return s.deleteOwned(ctx)
 }
 
 // deleteOwned deletes this sandbox's pod by UID and its Secret; NotFound is success.

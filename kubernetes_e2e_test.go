@@ -57,11 +57,7 @@ func TestPodSpec(t *testing.T) {
 	}
 	for _, mode := range []podsandbox.Mode{podsandbox.ModeHTTP, podsandbox.ModeAPI} {
 		t.Run(string(mode), func(t *testing.T) {
-			image := e2e.ImageServer
-			if mode == podsandbox.ModeAPI {
-				image = e2e.ImageBusybox
-			}
-			sb := newSandbox(t, image, podsandbox.WithMode(mode), podsandbox.WithNamespace(ns), podsandbox.WithSandboxID("Spec_Test "+string(mode)),
+			sb := newSandbox(t, modeImage[mode], podsandbox.WithMode(mode), podsandbox.WithNamespace(ns), podsandbox.WithSandboxID("Spec_Test "+string(mode)),
 				podsandbox.WithResources(podsandbox.DefaultResources()),
 				podsandbox.WithLabels(map[string]string{"team": "a"}), podsandbox.WithEnv(map[string]string{"EXTRA": "1"}))
 			if err := sb.Start(ctx); err != nil {
@@ -245,7 +241,7 @@ func TestPodGoneBehindOurBack(t *testing.T) {
 	for _, mode := range []podsandbox.Mode{podsandbox.ModeHTTP, podsandbox.ModeAPI} {
 		t.Run(string(mode), func(t *testing.T) {
 			t.Parallel()
-			image := map[podsandbox.Mode]string{podsandbox.ModeHTTP: e2e.ImageServer, podsandbox.ModeAPI: e2e.ImageBusybox}[mode]
+			image := modeImage[mode]
 			sb := newSandbox(t, image, podsandbox.WithMode(mode))
 			ctx := ctxT(t, 2*time.Minute)
 			if err := sb.Start(ctx); err != nil {

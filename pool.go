@@ -354,13 +354,5 @@ func (s *KubernetesPodSandbox) storeToken(token string) {
 func (s *KubernetesPodSandbox) release() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.stopped = true
-	if s.tr != nil {
-		s.tr.close()
-		s.tr = nil
-	}
-	if s.watch != nil {
-		s.watch.close()
-		s.watch = nil
-	}
+	s.detach()
 }

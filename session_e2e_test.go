@@ -115,7 +115,7 @@ func TestWarmPool(t *testing.T) {
 	for _, mode := range []podsandbox.Mode{podsandbox.ModeHTTP, podsandbox.ModeAPI} {
 		t.Run(string(mode), func(t *testing.T) {
 			t.Parallel()
-			image := map[podsandbox.Mode]string{podsandbox.ModeHTTP: e2e.ImageServer, podsandbox.ModeAPI: e2e.ImageBusybox}[mode]
+			image := modeImage[mode]
 			opts := managerOpts(t, env.Namespace, podsandbox.WithMode(mode))
 			pool, err := podsandbox.NewWarmPool(2, image, opts, podsandbox.WithPoolName("wp-"+string(mode)))
 			if err != nil {
