@@ -242,8 +242,8 @@ func (p *WarmPool) Claim(ctx context.Context, sessionID string, env map[string]s
 	}
 }
 
-func (p *WarmPool) claimFor(ctx context.Context, sessionID string) (Sandbox, error) {
-	sb, err := p.Claim(ctx, sessionID, nil)
+func (p *WarmPool) claimFor(ctx context.Context, sessionID string, env map[string]string) (Sandbox, error) {
+	sb, err := p.Claim(ctx, sessionID, env)
 	if err != nil {
 		return nil, err
 	}

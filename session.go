@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sort"
 	"sync"
 	"time"
@@ -36,6 +37,7 @@ type SessionManager struct {
 	log         *slog.Logger
 	pool        *WarmPool
 	reaper      *Reaper
+	sessionEnv  func(sessionID string) map[string]string
 
 	mu       sync.Mutex
 	sessions map[string]*session
@@ -74,6 +76,13 @@ func WithManagerLogger(l *slog.Logger) ManagerOption { return func(m *SessionMan
 // to the factory (a cold start). The manager closes the pool on Shutdown.
 func WithWarmPool(pool *WarmPool) ManagerOption { return func(m *SessionManager) { m.pool = pool } }
 
+// WithSessionEnv gives each session's sandbox environment variables of its own (an API key, the
+// user's name), bound when a warm pod is claimed. Cold starts get them through the factory's
+// options; KubernetesFactory does this for you when this option is set.
+func WithSessionEnv(fn func(sessionID string) map[string]string) ManagerOption {
+	return func(m *SessionManager) { m.sessionEnv = fn }
+}
+
 // WithReaper makes the cleanup loop also delete expired managed pods in the reaper's namespace,
 // including pods left behind by processes that are gone.
 func WithReaper(r *Reaper) ManagerOption { return func(m *SessionManager) { m.reaper = r } }
@@ -91,11 +100,46 @@ func NewSessionManager(factory Factory, opts ...ManagerOption) *SessionManager {
 }
 
 // KubernetesFactory returns a Factory making a KubernetesPodSandbox for image per session, with the
-// session id as sandbox id (so the pod name is deterministic and another replica adopts it).
+// session id as sandbox id (so the pod name is deterministic and another replica adopts it) and
+// the manager's per-session env (WithSessionEnv) added to the pod's.
 func KubernetesFactory(image string, opts ...Option) Factory {
-	return func(_ context.Context, id string) (Sandbox, error) {
-		return NewKubernetesPodSandbox(image, append(append([]Option{}, opts...), WithSandboxID(id))...)
+	return func(ctx context.Context, id string) (Sandbox, error) {
+		all := append(append([]Option{}, opts...), WithSandboxID(id))
+		if env := sessionEnvFrom(ctx); len(env) > 0 {
+			all = append(all, func(c *config) error {
+				merged := maps.Clone(c.env)
+				if merged == nil {
+					merged = map[string]string{}
+				}
+				maps.Copy(merged, env)
+				c.env = merged
+				return nil
+			})
+		}
+		return NewKubernetesPodSandbox(image, all...)
 	}
+}
+
+type sessionEnvKey struct{}
+
+func withSessionEnv(ctx context.Context, env map[string]string) context.Context {
+	if len(env) == 0 {
+		return ctx
+	}
+	return context.WithValue(ctx, sessionEnvKey{}, env)
+}
+
+// sessionEnvFrom returns the per-session env a SessionManager passes to its factory.
+func sessionEnvFrom(ctx context.Context) map[string]string {
+	env, _ := ctx.Value(sessionEnvKey{}).(map[string]string)
+	return env
+}
+
+func (m *SessionManager) envFor(id string) map[string]string {
+	if m.sessionEnv == nil {
+		return nil
+	}
+	return m.sessionEnv(id)
 }
 
 // GetOrCreate returns the session's sandbox, creating and starting it if needed. Exactly one
@@ -150,13 +194,13 @@ func (m *SessionManager) create(ctx context.Context, id string, e *session) {
 	var sb Sandbox
 	var err error
 	if m.pool != nil {
-		sb, err = m.pool.claimFor(ctx, id)
+		sb, err = m.pool.claimFor(ctx, id, m.envFor(id))
 		if err != nil && !errors.Is(err, ErrPoolEmpty) {
 			m.log.Warn("warm pool claim failed; starting a cold sandbox", "session", id, "err", err)
 		}
 	}
 	if sb == nil {
-		sb, err = m.factory(ctx, id)
+		sb, err = m.factory(withSessionEnv(ctx, m.envFor(id)), id)
 		if err == nil {
 			if err = sb.Start(ctx); err != nil {
 				_ = sb.Stop(context.WithoutCancel(ctx))

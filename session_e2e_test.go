@@ -123,7 +123,8 @@ func TestWarmPool(t *testing.T) {
 			}
 			ctx := ctxT(t, 3*time.Minute)
 			pool.Start(ctx)
-			m := podsandbox.NewSessionManager(podsandbox.KubernetesFactory(image, opts...), podsandbox.WithWarmPool(pool))
+			m := podsandbox.NewSessionManager(podsandbox.KubernetesFactory(image, opts...), podsandbox.WithWarmPool(pool),
+				podsandbox.WithSessionEnv(func(id string) map[string]string { return map[string]string{"WHO": id} }))
 			t.Cleanup(func() { m.Shutdown(context.Background()) })
 			waitFor(t, "2 warm pods", 60*time.Second, func() bool { return pool.Ready() == 2 })
 			if n := len(managedPods(t, env.Namespace, podsandbox.LabelPool+"=wp-"+string(mode))); n != 2 {
@@ -160,8 +161,9 @@ func TestWarmPool(t *testing.T) {
 				if err != nil {
 					t.Fatalf("session %d: %v", i, err)
 				}
-				if r, err := s.Execute(ctx, "echo ok"); err != nil || r.Stdout != "ok\n" {
-					t.Errorf("session %d: %+v %v", i, r, err)
+				want := fmt.Sprintf("%s-s%d\n", mode, i) // per-session env, warm (0, 1) or cold (2)
+				if r, err := s.Execute(ctx, `echo "$WHO"`); err != nil || r.Stdout != want {
+					t.Errorf("session %d: %+v %v, want %q", i, r, err, want)
 				}
 			}
 		})
