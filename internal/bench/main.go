@@ -77,6 +77,7 @@ type bench struct {
 	loud       []string            // silent truncation or corruption by podsandbox: reported loudly
 	cold       map[string]*variant // row 2's cold starts by mode, reused by row 4
 	raw        []string            // raw samples, for -samples
+	execFloor  float64             // row 1's bare client-go exec p50 (seconds), 0 when row 1 did not run
 }
 
 func main() {
