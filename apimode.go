@@ -21,6 +21,7 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -128,7 +129,7 @@ func (t *apiTransport) stream(ctx context.Context, argv []string, stdin io.Reade
 		return ce.Code, nil
 	case ctx.Err() != nil:
 		return 0, ctx.Err()
-	case isNotFound(err) || strings.Contains(err.Error(), "not found"):
+	case apierrors.IsNotFound(err) || strings.Contains(err.Error(), "not found"):
 		return 0, fmt.Errorf("%w: %s: %w", ErrSandboxGone, t.s.podName, err)
 	}
 	return 0, fmt.Errorf("podsandbox: pods/exec: %w", err)

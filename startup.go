@@ -356,9 +356,3 @@ func (s *KubernetesPodSandbox) ownSecret(ctx context.Context, pod *corev1.Pod) {
 		s.log.Warn("could not set the token Secret's owner; it will be deleted by Stop or the reaper", "err", err)
 	}
 }
-
-// isNotFound reports whether err is a Kubernetes NotFound.
-func isNotFound(err error) bool {
-	var se apierrors.APIStatus
-	return errors.As(err, &se) && apierrors.IsNotFound(err)
-}
