@@ -471,10 +471,11 @@ func (t *apiTransport) ls(ctx context.Context, dir string) ([]fileops.Entry, err
 	return es, nil
 }
 
-// globScript lists every regular file under the root, NUL-terminated. find's exit status is
-// ignored: one unreadable directory must not lose the other results (upstream bug).
+// globScript lists every regular file under the root, NUL-terminated. The root is given as "dir/"
+// so that a symlinked root is followed, as the in-pod server does. find's exit status is ignored:
+// one unreadable directory must not lose the other results (upstream bug).
 const globScript = `[ -d "$1" ] || exit 0
-find "$1" -type f -print0 2>/dev/null
+find "$1/" -type f -print0 2>/dev/null
 exit 0`
 
 func (t *apiTransport) glob(ctx context.Context, pattern, root string) ([]fileops.Entry, error) {
@@ -511,8 +512,8 @@ func globFilter(pattern, root string, files []string) []fileops.Entry {
 const grepScript = `root=$1 pat=$2 inc=$3 hid=$4
 [ -e "$root" ] || exit 3
 if [ -d "$root" ]; then
-  if [ "$hid" = 1 ]; then find "$root" -type f -name "$inc" -print0 2>/dev/null
-  else find "$root" -mindepth 1 -name '.*' -prune -o -type f -name "$inc" -print0 2>/dev/null; fi
+  if [ "$hid" = 1 ]; then find "$root/" -type f -name "$inc" -print0 2>/dev/null
+  else find "$root/" -mindepth 1 -name '.*' -prune -o -type f -name "$inc" -print0 2>/dev/null; fi
 else printf '%s\0' "$root"; fi > "/tmp/.psbx-grep.$$"
 cat "/tmp/.psbx-grep.$$"; printf '\0'
 xargs -0 grep -nHE -e "$pat" -- < "/tmp/.psbx-grep.$$" 2>/dev/null

@@ -345,6 +345,13 @@ var conformance = []struct {
 				t.Errorf("glob %q = %q, want %q", c.pattern, got, c.want)
 			}
 		}
+		mustExec(t, sb, fmt.Sprintf("ln -s g %q/glink", dir))
+		if got := paths("sub/*.go", dir+"/glink"); got != dir+"/glink/sub/b.go" {
+			t.Errorf("symlinked root: %q", got)
+		}
+		if ms, err := sb.GrepRaw(ctx, "x", podsandbox.GrepOptions{Path: dir + "/glink", Glob: "d.txt"}); err != nil || len(ms) != 1 || ms[0].Path != dir+"/glink/d.txt" {
+			t.Errorf("grep through a symlinked root: %+v %v", ms, err)
+		}
 		mustWrite(t, sb, "glob-root-marker.md", nil)
 		for _, root := range []string{"", ".", "/"} {
 			fs, err := sb.GlobInfo(ctx, "glob-root-marker.md", root)
