@@ -47,6 +47,7 @@ type KubernetesPodSandbox struct {
 
 	mu      sync.Mutex
 	token   string
+	secret  string // the token Secret's name (HTTP mode); see secretName
 	uid     types.UID
 	podIP   string
 	tr      transport
@@ -264,6 +265,7 @@ func (s *KubernetesPodSandbox) Start(ctx context.Context) error {
 		return nil
 	}
 	s.started, s.stopped, s.healthy = false, false, false
+	s.secret = "" // a new pod gets a Secret of its own
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.startupTimeout)
 	defer cancel()
 	t0 := time.Now()
@@ -327,17 +329,17 @@ func (s *KubernetesPodSandbox) createOrAdopt(ctx context.Context) (*corev1.Pod, 
 			return nil, false, &ConflictError{Pod: s.podName, Reason: reason}
 		}
 		if old.DeletionTimestamp == nil {
+			if s.cfg.mode == ModeHTTP {
+				if err := s.adoptSecret(ctx, old); err != nil {
+					return nil, false, err
+				}
+			}
 			return old, false, nil
 		}
 		// Ours but on its way out (a quick re-create after Stop): wait until it is gone.
 		s.log.Debug("waiting for terminating pod of the same name", "uid", old.UID)
 		if err := s.waitGone(ctx, old.UID); err != nil {
 			return nil, false, err
-		}
-		if s.cfg.mode == ModeHTTP {
-			if err := s.ensureSecret(ctx); err != nil { // the old pod's Secret goes with it
-				return nil, false, err
-			}
 		}
 	}
 }

@@ -97,7 +97,13 @@ func TestPodSpec(t *testing.T) {
 				}
 			}
 			if mode == podsandbox.ModeHTTP {
-				sec, err := env.Client.CoreV1().Secrets(ns).Get(ctx, sb.PodName(), metav1.GetOptions{})
+				secretName := ""
+				for _, e := range c.Env {
+					if e.Name == wire.EnvToken && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+						secretName = e.ValueFrom.SecretKeyRef.Name
+					}
+				}
+				sec, err := env.Client.CoreV1().Secrets(ns).Get(ctx, secretName, metav1.GetOptions{})
 				if err != nil || len(sec.OwnerReferences) != 1 || sec.OwnerReferences[0].UID != pod.UID {
 					t.Errorf("token Secret not owned by the pod: %+v %v", sec.OwnerReferences, err)
 				}
@@ -277,10 +283,9 @@ func TestTokenRequired(t *testing.T) {
 	if err := sb.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// A second client with the same id but another token adopts the pod, and is refused by it.
+	// A second client with the same id but another token adopts the pod and keeps its own token:
+	// the server refuses it.
 	bad := newSandbox(t, e2e.ImageServer, podsandbox.WithSandboxID("token-check"), podsandbox.WithExecToken("wrong"), podsandbox.WithDeleteOnStop(false))
-	// Adoption with an explicit token rewrites the Secret, but the running server keeps the token it
-	// started with, so the call must be refused rather than silently succeed.
 	if err := bad.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,7 +81,11 @@ func TestStartStopHTTPFake(t *testing.T) {
 	if !sb.IsAlive(ctx) {
 		t.Error("not alive after Start")
 	}
-	sec, err := cs.CoreV1().Secrets("default").Get(ctx, sb.PodName(), metav1.GetOptions{})
+	pod, _ := cs.CoreV1().Pods("default").Get(ctx, sb.PodName(), metav1.GetOptions{})
+	if tokenSecretOf(pod) != sb.secretName() || !strings.HasPrefix(sb.secretName(), sb.PodName()+"-token-") {
+		t.Fatalf("pod reads its token from %q, the sandbox made %q", tokenSecretOf(pod), sb.secretName())
+	}
+	sec, err := cs.CoreV1().Secrets("default").Get(ctx, sb.secretName(), metav1.GetOptions{})
 	if err != nil || string(sec.Data["token"]) != sb.token || len(sec.OwnerReferences) != 1 {
 		t.Fatalf("secret %+v %v", sec, err)
 	}

@@ -1,6 +1,7 @@
 package podsandbox
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"maps"
@@ -280,5 +281,27 @@ func (s *KubernetesPodSandbox) mergeTemplate() *corev1.Pod {
 	return pod
 }
 
-// secretName is the name of the Secret holding an HTTP-mode sandbox's token (the pod's name).
-func (s *KubernetesPodSandbox) secretName() string { return s.podName }
+// secretName is the name of the Secret holding an HTTP-mode sandbox's token: the pod's name and a
+// random suffix, one Secret per pod incarnation, owned by that pod. A replacement pod of the same
+// name never reuses a Secret that the garbage collector (and the kubelet's cache) still tie to
+// the old pod; an adopter finds the token through the pod's own secretKeyRef.
+func (s *KubernetesPodSandbox) secretName() string {
+	if s.secret == "" {
+		b := make([]byte, 3)
+		_, _ = rand.Read(b)
+		s.secret = s.podName + "-token-" + hex.EncodeToString(b)
+	}
+	return s.secret
+}
+
+// tokenSecretOf returns the name of the Secret a pod's container reads its token from.
+func tokenSecretOf(pod *corev1.Pod) string {
+	for _, c := range pod.Spec.Containers {
+		for _, e := range c.Env {
+			if e.Name == wire.EnvToken && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+				return e.ValueFrom.SecretKeyRef.Name
+			}
+		}
+	}
+	return ""
+}

@@ -89,7 +89,7 @@ func TestBuildPodDefaults(t *testing.T) {
 		tok, hasTok := env[wire.EnvToken]
 		switch mode {
 		case ModeHTTP:
-			if !hasTok || tok.Value != "" || tok.ValueFrom.SecretKeyRef.Name != pod.Name || len(c.Ports) != 1 || c.ReadinessProbe == nil || c.Command != nil {
+			if !hasTok || tok.Value != "" || tok.ValueFrom.SecretKeyRef.Name != sb.secretName() || len(c.Ports) != 1 || c.ReadinessProbe == nil || c.Command != nil {
 				t.Errorf("http: token %+v ports %v probe %v", tok, c.Ports, c.ReadinessProbe)
 			}
 		case ModeAPI:

@@ -24,8 +24,8 @@ type Reaper struct {
 	// FinishedGrace is how long a pod that has finished (Failed or Succeeded, for example after
 	// activeDeadlineSeconds) is kept for inspection before it is deleted. Default 1 min.
 	FinishedGrace time.Duration
-	// OrphanGrace is how long a token Secret without a pod is kept (a create in progress) before it
-	// is deleted. Default 5 min.
+	// OrphanGrace is how long a token Secret that no pod owns is kept (a create in progress) before
+	// it is deleted; Secrets owned by a pod go with it through the garbage collector. Default 5 min.
 	OrphanGrace time.Duration
 	now         func() time.Time
 }
@@ -46,7 +46,8 @@ func NewReaper(client kubernetes.Interface, namespace string, log *slog.Logger) 
 }
 
 // Reap deletes managed pods whose expiry has passed (or that finished more than FinishedGrace
-// ago), each with a UID precondition, and token Secrets whose pod is gone.
+// ago), each with a UID precondition, and token Secrets that no pod owns (their creator died
+// between making the Secret and the pod).
 func (r *Reaper) Reap(ctx context.Context) (ReapResult, error) {
 	var res ReapResult
 	sel := metav1.ListOptions{LabelSelector: LabelManagedBy + "=" + ManagedByValue}
@@ -55,7 +56,6 @@ func (r *Reaper) Reap(ctx context.Context) (ReapResult, error) {
 		return res, fmt.Errorf("podsandbox: reap: list pods: %w", err)
 	}
 	now := r.now()
-	live := map[string]bool{}
 	var errs []error
 	for i := range pods.Items {
 		p := &pods.Items[i]
@@ -64,7 +64,6 @@ func (r *Reaper) Reap(ctx context.Context) (ReapResult, error) {
 		}
 		why := r.expired(p, now)
 		if why == "" {
-			live[p.Name] = true
 			continue
 		}
 		uid := p.UID
@@ -76,7 +75,6 @@ func (r *Reaper) Reap(ctx context.Context) (ReapResult, error) {
 		case apierrors.IsNotFound(err) || apierrors.IsConflict(err):
 		default:
 			errs = append(errs, fmt.Errorf("delete pod %s: %w", p.Name, err))
-			live[p.Name] = true
 		}
 	}
 	secrets, err := r.client.CoreV1().Secrets(r.namespace).List(ctx, sel)
@@ -86,7 +84,7 @@ func (r *Reaper) Reap(ctx context.Context) (ReapResult, error) {
 	}
 	for i := range secrets.Items {
 		s := &secrets.Items[i]
-		if live[s.Name] || s.Labels[LabelManagedBy] != ManagedByValue || now.Sub(s.CreationTimestamp.Time) < r.OrphanGrace {
+		if len(s.OwnerReferences) > 0 || s.Labels[LabelManagedBy] != ManagedByValue || now.Sub(s.CreationTimestamp.Time) < r.OrphanGrace {
 			continue
 		}
 		uid := s.UID

@@ -268,15 +268,9 @@ func containerRunning(p *corev1.Pod) bool {
 	return false
 }
 
-// ensureSecret creates the Secret holding the HTTP-mode token. An existing one made by podsandbox
-// for the same sandbox id is reused (adoption); its token wins unless WithExecToken was given. One
-// owned by a pod that is gone is replaced: the garbage collector would delete it under a new pod.
+// ensureSecret creates this pod incarnation's own token Secret (see secretName).
 func (s *KubernetesPodSandbox) ensureSecret(ctx context.Context) error {
-	secrets := s.client.CoreV1().Secrets(s.cfg.namespace)
 	for attempt := 0; ; attempt++ {
-		if attempt == 5 {
-			return s.createError(fmt.Errorf("the token Secret %s keeps changing under us", s.secretName()))
-		}
 		sec := &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{
 				Name:        s.secretName(),
@@ -286,42 +280,9 @@ func (s *KubernetesPodSandbox) ensureSecret(ctx context.Context) error {
 			Type: corev1.SecretTypeOpaque,
 			Data: map[string][]byte{tokenSecretKey: []byte(s.token)},
 		}
-		_, err := secrets.Create(ctx, sec, metav1.CreateOptions{})
-		if err == nil {
-			return nil
-		}
-		if !apierrors.IsAlreadyExists(err) {
-			return s.createError(err)
-		}
-		old, err := secrets.Get(ctx, s.secretName(), metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			continue // deleted in between (garbage collection): create it again
-		}
-		if err != nil {
-			return s.createError(err)
-		}
-		if old.Labels[LabelManagedBy] != ManagedByValue || old.Annotations[AnnotationSandboxID] != s.ID() {
-			return &ConflictError{Pod: s.podName, Reason: "a Secret of that name exists and is not this sandbox's"}
-		}
-		if s.secretDoomed(ctx, old) {
-			uid := old.UID
-			err := secrets.Delete(ctx, old.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
-			if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-				return s.createError(err)
-			}
-			continue
-		}
-		cur := string(old.Data[tokenSecretKey])
-		if cur == s.token {
-			return nil
-		}
-		if s.cfg.execToken == "" && cur != "" {
-			s.token = cur
-			return nil
-		}
-		old.Data = map[string][]byte{tokenSecretKey: []byte(s.token)}
-		_, err = secrets.Update(ctx, old, metav1.UpdateOptions{})
-		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		_, err := s.client.CoreV1().Secrets(s.cfg.namespace).Create(ctx, sec, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) && attempt < 3 {
+			s.secret = "" // a random-name collision: pick another
 			continue
 		}
 		if err != nil {
@@ -331,18 +292,27 @@ func (s *KubernetesPodSandbox) ensureSecret(ctx context.Context) error {
 	}
 }
 
-// secretDoomed reports whether sec is owned by a pod that no longer exists or is terminating.
-func (s *KubernetesPodSandbox) secretDoomed(ctx context.Context, sec *corev1.Secret) bool {
-	for _, o := range sec.OwnerReferences {
-		if o.Kind != "Pod" {
-			continue
-		}
-		p, err := s.client.CoreV1().Pods(s.cfg.namespace).Get(ctx, o.Name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) || (err == nil && (p.UID != o.UID || p.DeletionTimestamp != nil)) {
-			return true
-		}
+// adoptSecret switches to the token of an adopted pod: the one in the Secret its container reads.
+// With WithExecToken the caller's token is kept (and the server refuses it if it differs).
+func (s *KubernetesPodSandbox) adoptSecret(ctx context.Context, pod *corev1.Pod) error {
+	secrets := s.client.CoreV1().Secrets(s.cfg.namespace)
+	if mine := s.secret; mine != "" {
+		_ = secrets.Delete(ctx, mine, metav1.DeleteOptions{}) // made for a pod we did not create
 	}
-	return false
+	name := tokenSecretOf(pod)
+	if name == "" {
+		return &ConflictError{Pod: s.podName, Reason: "it reads no token from a Secret"}
+	}
+	s.secret = name
+	if s.cfg.execToken != "" {
+		return nil
+	}
+	sec, err := secrets.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("podsandbox: adopting %s: reading its token: %w", s.podName, err)
+	}
+	s.token = string(sec.Data[tokenSecretKey])
+	return nil
 }
 
 // ownSecret makes the pod the Secret's owner, so the garbage collector removes the Secret with the
