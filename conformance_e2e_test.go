@@ -231,6 +231,9 @@ var conformance = []struct {
 				t.Errorf("Read(%d,%d) = %q, %v; want %q", c.off, c.lim, got, err, c.want)
 			}
 		}
+		if text, data, err := sb.ReadWithBytes(ctx, p, 1, 2); err != nil || text != "     2\tb\n     3\tc\n\n... (2 more lines)" || string(data) != "a\nb\nc\nd\ne\n" {
+			t.Errorf("ReadWithBytes = %q, %q, %v", text, data, err)
+		}
 		var oe *podsandbox.OffsetError
 		if _, err := sb.Read(ctx, p, 5, 10); !errors.As(err, &oe) || oe.Lines != 5 || err.Error() != "Offset 5 exceeds file length (5 lines)" {
 			t.Errorf("past end: %v", err)

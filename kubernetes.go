@@ -555,6 +555,22 @@ func (s *KubernetesPodSandbox) Read(ctx context.Context, path string, offset, li
 	return out, s.wrapErr(err)
 }
 
+// ReadWithBytes returns what Read returns together with the file's bytes, from one fetch: Read's
+// text is the shared formatter applied to those bytes on either transport.
+func (s *KubernetesPodSandbox) ReadWithBytes(ctx context.Context, path string, offset, limit int) (string, []byte, error) {
+	data, err := s.ReadBytes(ctx, path)
+	if err != nil {
+		return "", nil, err
+	}
+	text, err := formatRead(s.resolve(path), data, offset, limit)
+	if err != nil {
+		return "", nil, err
+	}
+	return text, data, nil
+}
+
+var _ TextBytesReader = (*KubernetesPodSandbox)(nil)
+
 // ReadBytes returns the file's bytes exactly.
 func (s *KubernetesPodSandbox) ReadBytes(ctx context.Context, path string) ([]byte, error) {
 	s.Touch()

@@ -67,6 +67,13 @@ type FileSystem interface {
 	Exists(ctx context.Context, path string) (bool, error)
 }
 
+// TextBytesReader is implemented by sandboxes that can return Read's numbered text together with
+// the file's bytes from one fetch. The toolset uses it to fingerprint exactly what it shows a
+// model (its staleness guard) without reading the file twice; other sandboxes get two calls.
+type TextBytesReader interface {
+	ReadWithBytes(ctx context.Context, path string, offset, limit int) (text string, data []byte, err error)
+}
+
 // Activity is what SessionManager needs to find idle sandboxes.
 type Activity interface {
 	// LastActivity is when the sandbox was last used.

@@ -142,6 +142,15 @@ func (t *Toolset) readFile(ctx context.Context, a args) (string, error) {
 	if msg := t.refusal(OpRead, p, t.approved(ToolReadFile)); msg != "" {
 		return "Error: " + msg, nil
 	}
+	if rb, ok := t.sb.(podsandbox.TextBytesReader); ok {
+		// One fetch: the text shown and the fingerprint come from the same bytes.
+		text, data, err := rb.ReadWithBytes(ctx, p, offset, limit)
+		if err != nil {
+			return failure(ctx, ToolReadFile, p, err)
+		}
+		t.remember(p, data)
+		return text, nil
+	}
 	data, bytesErr := t.sb.ReadBytes(ctx, p)
 	if bytesErr != nil {
 		if ferr := fatal(ctx, ToolReadFile, bytesErr); ferr != nil {

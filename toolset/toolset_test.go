@@ -468,3 +468,42 @@ func TestFileTooLargeOfUnknownSize(t *testing.T) {
 		t.Errorf("Call = %q, %v", out, err)
 	}
 }
+
+// oneFetch is the fake with podsandbox.TextBytesReader, as KubernetesPodSandbox has.
+type oneFetch struct {
+	*fakeSandbox
+	calls int
+}
+
+func (o *oneFetch) ReadWithBytes(ctx context.Context, p string, offset, limit int) (string, []byte, error) {
+	o.calls++
+	data, err := o.fakeSandbox.ReadBytes(ctx, p)
+	if err != nil {
+		return "", nil, err
+	}
+	text, err := o.fakeSandbox.Read(ctx, p, offset, limit)
+	return text, data, err
+}
+
+// TestReadFileOneFetch: with a TextBytesReader, read_file makes one call, shows the same text, and
+// the staleness guard still refuses an edit after the file changed behind the model's back.
+func TestReadFileOneFetch(t *testing.T) {
+	f := newFake().put("a.txt", "one\ntwo\n")
+	o := &oneFetch{fakeSandbox: f}
+	ts := mustNew(t, o)
+	ctx := t.Context()
+	out, err := ts.Call(ctx, "read_file", []byte(`{"path": "a.txt", "offset": 1}`))
+	if err != nil || out != "     2\ttwo" || o.calls != 1 {
+		t.Fatalf("read = %q, %v after %d calls", out, err, o.calls)
+	}
+	if out, err := ts.Call(ctx, "edit_file", []byte(`{"path": "a.txt", "old_string": "two", "new_string": "2"}`)); err != nil || !strings.HasPrefix(out, "Edited ") {
+		t.Fatalf("edit after a read = %q, %v", out, err)
+	}
+	f.put("a.txt", "changed\n")
+	if out, _ := ts.Call(ctx, "edit_file", []byte(`{"path": "a.txt", "old_string": "changed", "new_string": "x"}`)); !strings.Contains(out, "changed since you last read it") {
+		t.Fatalf("edit after an outside change = %q, want the staleness error", out)
+	}
+	if out, _ := ts.Call(ctx, "read_file", []byte(`{"path": "missing.txt"}`)); out != "Error: File 'missing.txt' not found" {
+		t.Errorf("missing = %q", out)
+	}
+}
