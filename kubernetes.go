@@ -373,6 +373,9 @@ func (s *KubernetesPodSandbox) createError(err error) error {
 func (s *KubernetesPodSandbox) waitGone(ctx context.Context, uid types.UID) error {
 	ch := s.subscribeOnce()
 	defer ch.close()
+	if !ch.waitSynced(ctx) { // before the first list, "no pod" would mean nothing
+		return &StartupError{Pod: s.podName, Reason: "Timeout", Message: "the pod watch did not sync"}
+	}
 	for {
 		p := ch.pod()
 		if p == nil || p.UID != uid {

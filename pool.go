@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -89,7 +90,12 @@ func (p *WarmPool) newMember() (*KubernetesPodSandbox, error) {
 	id := "pool-" + p.name + "-" + hex.EncodeToString(b)
 	opts := append(append([]Option{}, p.opts...), WithSandboxID(id),
 		func(c *config) error {
-			c.labels = mergeLabels(c.labels, map[string]string{LabelPool: p.name, LabelPoolState: "warm"})
+			labels := maps.Clone(c.labels)
+			if labels == nil {
+				labels = map[string]string{}
+			}
+			maps.Copy(labels, map[string]string{LabelPool: p.name, LabelPoolState: "warm"})
+			c.labels = labels
 			return nil
 		})
 	sb, err := NewKubernetesPodSandbox(p.image, opts...)
@@ -98,17 +104,6 @@ func (p *WarmPool) newMember() (*KubernetesPodSandbox, error) {
 	}
 	sb.expiryTTL.Store(int64(p.ttl))
 	return sb, nil
-}
-
-func mergeLabels(a, b map[string]string) map[string]string {
-	out := map[string]string{}
-	for k, v := range a {
-		out[k] = v
-	}
-	for k, v := range b {
-		out[k] = v
-	}
-	return out
 }
 
 // Start fills the pool in the background and keeps it full until Close.

@@ -112,9 +112,6 @@ func (s *podSubscription) notify() {
 // changed fires after any event for the pod (coalesced).
 func (s *podSubscription) changed() <-chan struct{} { return s.ch }
 
-// synced reports whether the informer has listed once; before that pod() knows nothing.
-func (s *podSubscription) synced() bool { return s.w.informer.HasSynced() }
-
 // waitSynced blocks until the informer has listed once.
 func (s *podSubscription) waitSynced(ctx context.Context) bool {
 	return cache.WaitForCacheSync(ctx.Done(), s.w.informer.HasSynced)
