@@ -123,19 +123,25 @@ func (t *Toolset) ls(ctx context.Context, a args) (string, error) {
 	return b.String(), nil
 }
 
+// readArgs parses the arguments read_file takes in both edit formats.
+func readArgs(a args) (p string, offset, limit int, err error) {
+	if p, err = a.requiredString("path"); err != nil {
+		return "", 0, 0, err
+	}
+	if offset, err = a.intOr("offset", 0); err != nil {
+		return "", 0, 0, err
+	}
+	if limit, err = a.intOr("limit", defaultReadLimit); err != nil {
+		return "", 0, 0, err
+	}
+	return p, offset, limit, nil
+}
+
 // readFile returns Sandbox.Read's text. It also fetches the file's bytes, first, to fingerprint
 // what the model is shown: a change between the two makes the next edit refuse as stale rather
 // than go through unnoticed.
 func (t *Toolset) readFile(ctx context.Context, a args) (string, error) {
-	p, err := a.requiredString("path")
-	if err != nil {
-		return "", err
-	}
-	offset, err := a.intOr("offset", 0)
-	if err != nil {
-		return "", err
-	}
-	limit, err := a.intOr("limit", defaultReadLimit)
+	p, offset, limit, err := readArgs(a)
 	if err != nil {
 		return "", err
 	}
@@ -171,15 +177,7 @@ func (t *Toolset) readFile(ctx context.Context, a args) (string, error) {
 
 // readHashline renders the file in hashline format from its bytes.
 func (t *Toolset) readHashline(ctx context.Context, a args) (string, error) {
-	p, err := a.requiredString("path")
-	if err != nil {
-		return "", err
-	}
-	offset, err := a.intOr("offset", 0)
-	if err != nil {
-		return "", err
-	}
-	limit, err := a.intOr("limit", defaultReadLimit)
+	p, offset, limit, err := readArgs(a)
 	if err != nil {
 		return "", err
 	}
