@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/podsandbox/podsandbox/internal/fileops"
 	"github.com/podsandbox/podsandbox/internal/wire"
@@ -65,7 +66,8 @@ func (s *Server) readFile(p string) ([]byte, fs.FileInfo, *apiError) {
 	return data, st, nil
 }
 
-// handleRead is POST /read: numbered lines (fileops.FormatRead).
+// handleRead is POST /read: numbered lines (fileops.FormatRead), or the raw content for the
+// request the Python client's read_bytes sends (see wire.ReadRawLimit).
 func (s *Server) handleRead(w http.ResponseWriter, r *http.Request) *apiError {
 	var req wire.ReadRequest
 	if e := decodeJSON(w, r, jsonBodyLimit, &req); e != nil {
@@ -75,6 +77,16 @@ func (s *Server) handleRead(w http.ResponseWriter, r *http.Request) *apiError {
 	data, _, e := s.readFile(p)
 	if e != nil {
 		return e
+	}
+	if rawRead(req) {
+		// encoding/json would turn invalid UTF-8 into U+FFFD, and the client would then write
+		// that back on its next edit: refuse instead, which it reads as "no content".
+		if !utf8.Valid(data) {
+			return errInvalid("%s is not UTF-8 text, which is all the raw form of %s can carry (use %s)",
+				p, wire.RouteRead, wire.RouteReadBytes)
+		}
+		writeJSON(w, http.StatusOK, wire.ReadResponse{Content: string(data)})
+		return nil
 	}
 	content, err := fileops.FormatRead(data, req.Offset, req.Limit)
 	if err != nil {
@@ -88,6 +100,11 @@ func (s *Server) handleRead(w http.ResponseWriter, r *http.Request) *apiError {
 	}
 	writeJSON(w, http.StatusOK, wire.ReadResponse{Content: content})
 	return nil
+}
+
+// rawRead reports whether req is the Python client's whole-file request (wire.ReadRawLimit).
+func rawRead(req wire.ReadRequest) bool {
+	return req.Offset == 0 && req.Limit == wire.ReadRawLimit
 }
 
 // handleReadBytes is POST /read_bytes: the whole file as the raw body, with Content-Length. A

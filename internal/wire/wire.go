@@ -3,6 +3,9 @@
 // pydantic-ai-backend's JSON so its Python client works against the server; the other routes are
 // what the Go client needs (raw bytes, edit, grep, exists, streaming exec, late binding).
 //
+// That Python client asks /read for two different things: numbered lines for the model, and the
+// file's content for its read_bytes and edit. ReadRawLimit is how the server tells them apart.
+//
 // Every route but /health requires the header TokenHeader, compared in constant time.
 // Errors are a non-2xx status with an Error body.
 package wire
@@ -25,7 +28,7 @@ const (
 	RouteHealth     = "/health"      // GET  -> Health, no token
 	RouteExec       = "/exec"        // POST ExecRequest -> ExecResponse (upstream)
 	RouteExecStream = "/exec/stream" // POST one JSON ExecRequest line, "\n", then raw stdin -> NDJSON Frames
-	RouteRead       = "/read"        // POST ReadRequest -> ReadResponse (numbered lines, upstream)
+	RouteRead       = "/read"        // POST ReadRequest -> ReadResponse (numbered lines, or raw: ReadRawLimit; upstream)
 	RouteReadBytes  = "/read_bytes"  // POST PathRequest -> raw bytes (application/octet-stream)
 	RouteWrite      = "/write"       // POST WriteRequest (base64) -> WriteResponse (upstream)
 	RouteFiles      = "/files"       // PUT ?path=P raw body -> WriteResponse (binary, streamed, atomic)
@@ -89,14 +92,31 @@ const StreamBinary = "application/vnd.podsandbox.frames"
 // MaxBinaryFrame bounds the payload of one binary frame.
 const MaxBinaryFrame = 1 << 20
 
-// ReadRequest is the /read body. limit <= 0 means 2000.
+// ReadRequest is the /read body. limit <= 0 means 2000. Offset 0 with limit ReadRawLimit asks for
+// the raw content instead of numbered lines.
 type ReadRequest struct {
 	Path   string `json:"path"`
 	Offset int    `json:"offset"`
 	Limit  int    `json:"limit"`
 }
 
-// ReadResponse is the /read body: the numbered text (fileops.FormatRead).
+// ReadRawLimit is the limit (10**9, always with offset 0) that pydantic-ai-backend's Python client
+// sends to /read when it wants a file's content rather than the model's numbered view: its
+// read_bytes, and so its edit, which reads, replaces and writes the whole file back through /write.
+// Numbered lines there would be written into the file. /read therefore answers exactly offset 0
+// with limit ReadRawLimit with the file's content as it is, and every other request with numbered
+// lines.
+//
+// The content travels as a JSON string that the client encodes as UTF-8, so only valid UTF-8 can
+// come back byte for byte (which is everything that client itself writes). A file that is not
+// valid UTF-8 is refused (400, CodeInvalid) rather than altered: the client's read_bytes then
+// returns b"" and its edit reports the file as not found without writing anything. A client that
+// wants the numbered view of a whole file sends any other limit, such as ReadRawLimit-1; a file
+// within the server's size limit has far fewer lines than that.
+const ReadRawLimit = 1_000_000_000
+
+// ReadResponse is the /read body: the numbered text (fileops.FormatRead), or for a raw request
+// (ReadRawLimit) the file's content.
 type ReadResponse struct {
 	Content string `json:"content"`
 }
