@@ -11,9 +11,10 @@
 //   - Python: a Debian slim root file system with python3 and GNU coreutils made with debootstrap;
 //     the stand-in for python:3.12-slim.
 //   - NoShell: the pause binary as /sleep and nothing else (no /bin/sh).
-//   - SandboxServer: Busybox plus the in-pod server from ./cmd/sandbox-server at
-//     /usr/local/bin/sandbox-server, running as 1000 in /workspace. It is rebuilt on every run
-//     (go build is cached), so it always matches the checkout's source.
+//   - SandboxServer: Busybox, then a layer with the host's GNU grep and dash (as /bin/sh) with the
+//     libraries they load (see ToolsFiles for why), then the in-pod server from
+//     ./cmd/sandbox-server at /usr/local/bin/sandbox-server, running as 1000 in /workspace. It is
+//     rebuilt on every run (go build is cached), so it always matches the checkout's source.
 package imagebuild
 
 import (
@@ -50,7 +51,7 @@ const (
 	pauseRecipe   = "1"
 	busyboxRecipe = "1"
 	pythonRecipe  = "1"
-	serverRecipe  = "1"
+	serverRecipe  = "2"
 )
 
 // Names lists the image names Build accepts, in build order.
@@ -66,6 +67,9 @@ type Builder struct {
 	Root string
 	// Busybox is the static busybox binary to package. Default: /bin/busybox (busybox-static).
 	Busybox string
+	// Grep and Dash are the GNU grep and dash of the server image (see ToolsFiles). Defaults:
+	// DefaultGrep, DefaultDash.
+	Grep, Dash string
 	// Suite and Mirror are given to debootstrap. Defaults: bookworm, http://deb.debian.org/debian.
 	Suite, Mirror string
 	// ServerPkg is the Go package of the in-pod server, relative to Root. Default:
@@ -98,6 +102,12 @@ func (b *Builder) defaults() {
 	}
 	if b.Busybox == "" {
 		b.Busybox = "/bin/busybox"
+	}
+	if b.Grep == "" {
+		b.Grep = DefaultGrep
+	}
+	if b.Dash == "" {
+		b.Dash = DefaultDash
 	}
 	if b.Suite == "" {
 		b.Suite = "bookworm"
@@ -338,7 +348,7 @@ func (b *Builder) busybox() (Result, error) {
 	})
 }
 
-// server builds ServerPkg and puts it on top of the busybox image.
+// server builds ServerPkg and puts it, with the tools layer under it, on top of the busybox image.
 func (b *Builder) server(ctx context.Context, tmp string) (Result, error) {
 	pkg := b.ServerPkg
 	if pkg == "" {
@@ -359,9 +369,25 @@ func (b *Builder) server(ctx context.Context, tmp string) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	tools, err := ToolsFiles(b.Grep, b.Dash)
+	if err != nil {
+		return Result{}, err
+	}
+	parts := []string{serverRecipe, base.ID, h, egrepScript, fgrepScript}
+	for _, f := range tools {
+		th, err := fileHash(f.Source)
+		if err != nil {
+			return Result{}, err
+		}
+		parts = append(parts, f.At, th)
+	}
 	const at = "/usr/local/bin/sandbox-server"
-	return b.cached("sandbox-server", SandboxServer, key(serverRecipe, base.ID, h), func() (v1.Image, error) {
+	return b.cached("sandbox-server", SandboxServer, key(parts...), func() (v1.Image, error) {
 		bimg, err := tarball.ImageFromPath(base.Path, nil)
+		if err != nil {
+			return nil, err
+		}
+		tl, err := LayerFromEntries(ToolsEntries(tools))
 		if err != nil {
 			return nil, err
 		}
@@ -369,6 +395,6 @@ func (b *Builder) server(ctx context.Context, tmp string) (Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		return NewImage(bimg, Config{Entrypoint: []string{at}, User: "1000", WorkingDir: "/workspace"}, l)
+		return NewImage(bimg, Config{Entrypoint: []string{at}, User: "1000", WorkingDir: "/workspace"}, tl, l)
 	})
 }

@@ -179,7 +179,8 @@ func TestBusyboxEntries(t *testing.T) {
 }
 
 // TestBuild builds every image but python (debootstrap) into a temporary directory, with a fake
-// busybox and hack/pause standing in for the in-pod server, and builds again from the cache.
+// busybox, the host's GNU grep and dash, and hack/pause standing in for the in-pod server, and
+// builds again from the cache.
 func TestBuild(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds Go binaries")
@@ -212,7 +213,7 @@ func TestBuild(t *testing.T) {
 		"pause":          {Pause, "", "/", []string{"/pause"}, 1},
 		"noshell":        {NoShell, "", "/", []string{"/sleep"}, 1},
 		"busybox":        {Busybox, "", "/", nil, 1},
-		"sandbox-server": {SandboxServer, "1000", "/workspace", []string{"/usr/local/bin/sandbox-server"}, 2},
+		"sandbox-server": {SandboxServer, "1000", "/workspace", []string{"/usr/local/bin/sandbox-server"}, 3},
 	}
 	for _, r := range first {
 		w := want[r.Name]
