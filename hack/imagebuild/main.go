@@ -34,6 +34,8 @@ func main() {
 	flag.StringVar(&b.RootfsDir, "rootfs-dir", "", "directory of the debootstrap root file systems (default DIR/../rootfs)")
 	flag.StringVar(&b.Root, "root", "", "module root (default: found from the working directory)")
 	flag.StringVar(&b.Busybox, "busybox", "/bin/busybox", "static busybox binary to package")
+	flag.StringVar(&b.Grep, "grep", imagebuild.DefaultGrep, "GNU grep for the sandbox-server image (with the libraries it loads)")
+	flag.StringVar(&b.Dash, "dash", imagebuild.DefaultDash, "dash, the sandbox-server image's /bin/sh (with the libraries it loads)")
 	flag.StringVar(&b.Suite, "suite", "bookworm", "Debian suite for the python image")
 	flag.StringVar(&b.Mirror, "mirror", "http://deb.debian.org/debian", "Debian mirror for debootstrap")
 	flag.StringVar(&b.ServerPkg, "server-pkg", "", "Go package of the in-pod server (default ./cmd/sandbox-server, skipped when missing)")
