@@ -2,6 +2,9 @@
 # Installs the Debian packages the local cluster needs ($PACKAGES in lib.sh), only those missing.
 # `apt-get update` runs first, and only when something is missing.
 . "$(dirname "$0")/lib.sh"
+# The e2e tests also need python3 with httpx: internal/upstreamclient drives the in-pod server with
+# the requests of pydantic-ai-backend's Python client.
+PACKAGES="$PACKAGES python3 python3-httpx"
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
