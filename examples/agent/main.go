@@ -79,9 +79,6 @@ func main() {
 		if err != nil {
 			return err
 		}
-		if err := cluster.Check(ctx); err != nil {
-			return err
-		}
 		cfg.Cluster, cfg.Verbose = cluster, flags.Verbose
 		return run(ctx, cfg, os.Stdout)
 	})
@@ -100,10 +97,15 @@ func run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	if choice.Provider == "scripted" && cfg.Task != Task {
 		return fmt.Errorf("the scripted model only does the seed task; set ANTHROPIC_API_KEY or OPENAI_API_KEY for %q", cfg.Task)
 	}
+	log := cli.NewLogger(out, cfg.Verbose)
+	client, err := cfg.Cluster.Connect(ctx, log) // the program's one connection to the cluster
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, cli.Close(ctx, client)) }() // after the sandbox's Stop
 	fmt.Fprintf(out, "Task:  %s\nModel: %s\n", cfg.Task, choice)
 
-	log := cli.NewLogger(out, cfg.Verbose)
-	sb, err := podsandbox.NewKubernetesPodSandbox(cfg.Image, append(cfg.Cluster.Options(log), podsandbox.WithMode(cfg.Mode))...)
+	sb, err := client.NewSandbox(cfg.Image, append(cfg.Cluster.Options(log), podsandbox.WithMode(cfg.Mode))...)
 	if err != nil {
 		return err
 	}

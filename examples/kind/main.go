@@ -158,11 +158,17 @@ func run(ctx context.Context, cfg Config, out io.Writer) error {
 	return nil
 }
 
-// quickstart is the quickstart example's flow: python3 in API mode, then HTTP mode.
-func quickstart(ctx context.Context, rc *rest.Config, cfg Config, out io.Writer) error {
+// quickstart is the quickstart example's flow: python3 in API mode, then HTTP mode. Both sandboxes
+// are made from one podsandbox.Client for rc, closed at the end.
+func quickstart(ctx context.Context, rc *rest.Config, cfg Config, out io.Writer) (err error) {
 	log := cli.NewLogger(out, cfg.Verbose)
+	client, err := podsandbox.NewClient(rc, podsandbox.WithClientLogger(log))
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, cli.Close(ctx, client)) }()
 	base := []podsandbox.Option{
-		podsandbox.WithRESTConfig(rc), podsandbox.WithNamespace(cfg.Namespace), podsandbox.WithLogger(log),
+		podsandbox.WithNamespace(cfg.Namespace),
 		// IfNotPresent: the server image is loaded into the node, the python image is pulled once.
 		podsandbox.WithImagePullPolicy(corev1.PullIfNotPresent),
 		podsandbox.WithStartupTimeout(5 * time.Minute), // a first pull of the python image
@@ -177,7 +183,7 @@ func quickstart(ctx context.Context, rc *rest.Config, cfg Config, out io.Writer)
 		{imagebuild.SandboxServer, podsandbox.ModeHTTP, `echo "hello from $(hostname)"`, "hello from "},
 	} {
 		fmt.Fprintf(out, "\n%s mode: %s\n", strings.ToUpper(string(c.mode)), c.image)
-		sb, err := podsandbox.NewKubernetesPodSandbox(c.image, append(base, podsandbox.WithMode(c.mode))...)
+		sb, err := client.NewSandbox(c.image, append(base, podsandbox.WithMode(c.mode))...)
 		if err != nil {
 			return err
 		}

@@ -50,26 +50,33 @@ func main() {
 		if err != nil {
 			return err
 		}
-		if err := cluster.Check(ctx); err != nil {
-			return err
-		}
 		if check {
+			client, err := cluster.Connect(ctx, nil)
+			if err != nil {
+				return err
+			}
 			fmt.Printf("cluster %s answers and has a Ready node\n", cluster.REST.Host)
-			return nil
+			return cli.Close(ctx, client)
 		}
 		cfg.Cluster, cfg.Verbose = cluster, flags.Verbose
 		return run(ctx, cfg, os.Stdout)
 	})
 }
 
-// run starts one sandbox in API mode and one in HTTP mode, uses each, and stops them.
-func run(ctx context.Context, cfg Config, out io.Writer) error {
+// run starts one sandbox in API mode and one in HTTP mode, uses each, and stops them. Both are
+// made from one podsandbox.Client, the program's connection to the cluster, closed at the end.
+func run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	log := cli.NewLogger(out, cfg.Verbose)
 	t0 := time.Now()
+	client, err := cfg.Cluster.Connect(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, cli.Close(ctx, client)) }()
 
 	// --- API mode: any image, commands through pods/exec ------------------------------------
 	fmt.Fprintf(out, "API mode: %s (commands run through the pods/exec API)\n", cfg.PythonImage)
-	sb, err := podsandbox.NewKubernetesPodSandbox(cfg.PythonImage,
+	sb, err := client.NewSandbox(cfg.PythonImage,
 		append(cfg.Cluster.Options(log), podsandbox.WithMode(podsandbox.ModeAPI))...)
 	if err != nil {
 		return err
@@ -83,7 +90,7 @@ func run(ctx context.Context, cfg Config, out io.Writer) error {
 
 	// --- HTTP mode: the sandbox-server image, the fast transport ------------------------------
 	fmt.Fprintf(out, "\nHTTP mode: %s (commands and files through the in-pod server)\n", cfg.ServerImage)
-	sb, err = podsandbox.NewKubernetesPodSandbox(cfg.ServerImage,
+	sb, err = client.NewSandbox(cfg.ServerImage,
 		append(cfg.Cluster.Options(log), podsandbox.WithMode(podsandbox.ModeHTTP))...)
 	if err != nil {
 		return err

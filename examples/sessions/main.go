@@ -4,10 +4,10 @@
 //	GET    /sessions               list the users with a sandbox
 //	DELETE /sessions/{user}        release the user's sandbox (its pod is deleted)
 //
-// Behind it a podsandbox.SessionManager keeps one sandbox per user, made with a
-// KubernetesFactory; a WarmPool keeps started pods ready, so a new user gets one in
-// milliseconds; the cleanup loop releases idle sandboxes and, with a Reaper, deletes expired
-// pods, including those a killed earlier process of the service left behind.
+// Behind it a podsandbox.SessionManager keeps one sandbox per user, made by the factory of the
+// program's one podsandbox.Client; its warm pool keeps started pods ready, so a new user gets one
+// in milliseconds; its cleanup loop releases idle sandboxes and, with the Client's Reaper, deletes
+// expired pods, including those a killed earlier process of the service left behind.
 //
 // The service has no authentication: it listens on 127.0.0.1 only, unless -listen says
 // otherwise.
@@ -70,28 +70,32 @@ func main() {
 		if err != nil {
 			return err
 		}
-		if err := cluster.Check(ctx); err != nil {
-			return err
-		}
 		sc.Cluster, cfg.Verbose = cluster, flags.Verbose
 		return run(ctx, cfg, os.Stdout)
 	})
 }
 
-func run(ctx context.Context, cfg Config, out io.Writer) error {
+// run makes the program's one podsandbox.Client, serves (or runs the demo) with it, and closes it
+// once the service has deleted its pods.
+func run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	sc := &cfg.Service
 	sc.Log = cli.NewLogger(out, cfg.Verbose)
 	if sc.PoolName == "" {
 		sc.PoolName = "sessions"
 	}
-	if cfg.Demo {
-		return demo(ctx, cfg, out)
+	client, err := sc.Cluster.Connect(ctx, sc.Log)
+	if err != nil {
+		return err
 	}
-	return serve(ctx, cfg, out)
+	defer func() { err = errors.Join(err, cli.Close(ctx, client)) }()
+	if cfg.Demo {
+		return demo(ctx, client, cfg, out)
+	}
+	return serve(ctx, client, cfg, out)
 }
 
 // serve runs the service until ctx ends (Ctrl-C), then deletes every pod it made.
-func serve(ctx context.Context, cfg Config, out io.Writer) error {
+func serve(ctx context.Context, client *podsandbox.Client, cfg Config, out io.Writer) error {
 	if host, _, err := net.SplitHostPort(cfg.Listen); err != nil {
 		return fmt.Errorf("-listen %q: %w", cfg.Listen, err)
 	} else if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
@@ -102,7 +106,7 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	svc, err := NewService(ctx, cfg.Service)
+	svc, err := NewService(ctx, client, cfg.Service)
 	if err != nil {
 		ln.Close()
 		return err
@@ -117,14 +121,19 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 	fmt.Fprintf(out, "  curl -s -X DELETE %s/sessions/alice\n", base)
 
 	var serr error
+	served := false
 	select {
 	case <-ctx.Done():
 	case serr = <-errc:
+		served = true
 	}
 	fmt.Fprintln(out, "shutting down: deleting every sandbox pod")
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
+	if !served {
+		<-errc // Serve returns at once when Shutdown begins
+	}
 	n, err := svc.Shutdown(sctx)
 	fmt.Fprintf(out, "released %d sessions, closed the warm pool\n", n)
 	if errors.Is(serr, http.ErrServerClosed) {
@@ -135,28 +144,24 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 
 // demo serves on a loopback port, runs Scenario against it, shuts down and checks that no pod of
 // this run is left.
-func demo(ctx context.Context, cfg Config, out io.Writer) (err error) {
+func demo(ctx context.Context, client *podsandbox.Client, cfg Config, out io.Writer) (err error) {
 	t0 := time.Now()
 	run := make([]byte, 4)
 	_, _ = rand.Read(run)
 	sc := cfg.Service
 	sc.Labels = map[string]string{LabelRun: hex.EncodeToString(run)}
 	selector := podsandbox.LabelManagedBy + "=" + podsandbox.ManagedByValue + "," + LabelRun + "=" + sc.Labels[LabelRun]
-	client, err := sc.Cluster.Clientset()
-	if err != nil {
-		return err
-	}
 
 	fmt.Fprintf(out, "Starting the service: warm pool of %d %s pods, idle timeout %s, cleanup every %s\n",
 		sc.PoolSize, sc.Image, sc.IdleTimeout, sc.CleanupInterval)
-	svc, err := NewService(ctx, sc)
+	svc, err := NewService(ctx, client, sc)
 	if err != nil {
 		return err
 	}
 	shutdownDone := false
 	defer func() {
 		if !shutdownDone { // a failure on the way: still delete every pod
-			err = errors.Join(err, Shutdown(ctx, svc, client, sc.Cluster.Namespace, selector, io.Discard))
+			err = errors.Join(err, Shutdown(ctx, svc, client.Clientset(), sc.Cluster.Namespace, selector, io.Discard))
 		}
 	}()
 	wait := sc.Cluster.StartupTimeout
@@ -173,8 +178,15 @@ func demo(ctx context.Context, cfg Config, out io.Writer) (err error) {
 		return err
 	}
 	srv := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	defer srv.Close()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(ln) // http.ErrServerClosed once Shutdown or Close is called
+	}()
+	defer func() {
+		_ = srv.Close()
+		<-served
+	}()
 	base := "http://" + ln.Addr().String()
 	fmt.Fprintf(out, "Service listening on %s\n\n", base)
 
@@ -190,7 +202,7 @@ func demo(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	fmt.Fprintln(out, "\nWaiting for the warm pool to refill, then shutting down")
 	_ = waitWarm(ctx, svc, sc.PoolSize, time.Minute)
 	shutdownDone = true
-	if err := Shutdown(ctx, svc, client, sc.Cluster.Namespace, selector, out); err != nil {
+	if err := Shutdown(ctx, svc, client.Clientset(), sc.Cluster.Namespace, selector, out); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "sessions demo done in %s\n", cli.Elapsed(time.Since(t0)))

@@ -34,6 +34,22 @@ func serviceConfig(t *testing.T, out *cli.Buffer) ServiceConfig {
 	}
 }
 
+// connect makes the test's podsandbox.Client as run does, closed when the test ends: after the
+// service's Shutdown, whose cleanup is registered later and so runs first.
+func connect(ctx context.Context, t *testing.T, cfg ServiceConfig) *podsandbox.Client {
+	t.Helper()
+	client, err := cfg.Cluster.Connect(ctx, cfg.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := cli.Close(context.Background(), client); err != nil {
+			t.Error(err)
+		}
+	})
+	return client
+}
+
 // TestSessionsService: the client scenario (two users, isolation, same sandbox again, release)
 // against the service on httptest, then Shutdown leaves no pod in the namespace.
 func TestSessionsService(t *testing.T) {
@@ -44,7 +60,8 @@ func TestSessionsService(t *testing.T) {
 	out := &buf
 	defer func() { t.Logf("output:\n%s", buf.String()) }()
 
-	svc, err := NewService(ctx, serviceConfig(t, out))
+	cfg := serviceConfig(t, out)
+	svc, err := NewService(ctx, connect(ctx, t, cfg), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +124,7 @@ func TestSessionsIdleCleanup(t *testing.T) {
 	cfg := serviceConfig(t, out)
 	cfg.PoolSize, cfg.PoolName = 1, "idle"
 	cfg.IdleTimeout, cfg.CleanupInterval = 3*time.Second, 500*time.Millisecond
-	svc, err := NewService(ctx, cfg)
+	svc, err := NewService(ctx, connect(ctx, t, cfg), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

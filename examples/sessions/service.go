@@ -20,6 +20,8 @@ import (
 
 // ServiceConfig configures the service.
 type ServiceConfig struct {
+	// Cluster gives the sandbox options (namespace, pull policy, startup timeout); the connection
+	// to the cluster is the podsandbox.Client given to NewService.
 	Cluster cli.Cluster
 	// Image runs the in-pod server (HTTP mode).
 	Image string
@@ -45,7 +47,6 @@ type ServiceConfig struct {
 // warm pool, with the cleanup loop and a reaper.
 type Service struct {
 	mgr  *podsandbox.SessionManager
-	pool *podsandbox.WarmPool // nil in unit tests
 	log  *slog.Logger
 	alog *slog.Logger // nil: no access log
 
@@ -53,32 +54,33 @@ type Service struct {
 	pods map[string]string // user -> pod name, for listing (the manager knows only ids)
 }
 
-// NewService creates the warm pool and the session manager, and starts both the pool and the
-// cleanup loop. Shutdown stops them and deletes every pod.
-func NewService(ctx context.Context, cfg ServiceConfig) (*Service, error) {
-	opts := append(cfg.Cluster.Options(cfg.Log),
+// NewService makes the session manager, with its warm pool and reaper, from client, and starts it:
+// the pool fills and the cleanup loop runs until Shutdown (or until ctx ends). Shutdown stops them
+// and deletes every pod; the caller closes client after it.
+func NewService(ctx context.Context, client *podsandbox.Client, cfg ServiceConfig) (*Service, error) {
+	factory, err := client.Factory(cfg.Image, append(cfg.Cluster.Options(cfg.Log),
 		podsandbox.WithMode(podsandbox.ModeHTTP),
 		podsandbox.WithIdleTimeout(cfg.IdleTimeout),
-		podsandbox.WithLabels(cfg.Labels))
-	pool, err := podsandbox.NewWarmPool(cfg.PoolSize, cfg.Image, opts,
-		podsandbox.WithPoolName(cfg.PoolName), podsandbox.WithPoolLogger(cfg.Log))
-	if err != nil {
-		return nil, fmt.Errorf("warm pool: %w", err)
-	}
-	client, err := cfg.Cluster.Clientset()
+		podsandbox.WithLabels(cfg.Labels))...)
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{pool: pool, log: cfg.Log, alog: cfg.AccessLog, pods: map[string]string{}}
-	s.mgr = podsandbox.NewSessionManager(podsandbox.KubernetesFactory(cfg.Image, opts...),
-		podsandbox.WithWarmPool(pool), // Shutdown closes it
-		podsandbox.WithReaper(podsandbox.NewReaper(client, cfg.Cluster.Namespace, cfg.Log)),
+	s := &Service{log: cfg.Log, alog: cfg.AccessLog, pods: map[string]string{}}
+	mgr, err := podsandbox.NewSessionManager(factory,
+		podsandbox.WithWarmPool(cfg.PoolSize, podsandbox.WithPoolName(cfg.PoolName)), // Shutdown deletes its pods
+		podsandbox.WithReaper(client.Reaper(cfg.Cluster.Namespace)),
 		podsandbox.WithMaxSessions(cfg.MaxSessions),
 		podsandbox.WithDefaultIdleTimeout(cfg.IdleTimeout),
+		podsandbox.WithCleanupInterval(cfg.CleanupInterval),
 		podsandbox.WithManagerLogger(cfg.Log),
 		podsandbox.WithOnRelease(s.forget))
-	pool.Start(ctx)
-	s.mgr.StartCleanupLoop(ctx, cfg.CleanupInterval)
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.Start(ctx); err != nil {
+		return nil, err
+	}
+	s.mgr = mgr
 	return s, nil
 }
 
@@ -95,10 +97,10 @@ func (s *Service) forget(user string) {
 
 // WarmReady returns how many warm pods are ready to be claimed.
 func (s *Service) WarmReady() int {
-	if s.pool == nil {
-		return 0
+	if p := s.mgr.Pool(); p != nil {
+		return p.Ready()
 	}
-	return s.pool.Ready()
+	return 0 // no warm pool (unit tests)
 }
 
 // Shutdown stops the cleanup loop and deletes every user's pod and the warm pods.

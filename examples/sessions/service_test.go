@@ -67,9 +67,15 @@ func (f *fakeSandbox) IdleTimeout() time.Duration { return time.Hour }
 
 func newTestService(t *testing.T, maxSessions int) (*Service, *Client) {
 	t.Helper()
-	factory := func(_ context.Context, id string) (podsandbox.Sandbox, error) { return &fakeSandbox{id: id}, nil }
+	factory := podsandbox.FactoryFunc(func(_ context.Context, id string) (podsandbox.Sandbox, error) { return &fakeSandbox{id: id}, nil })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	mgr := podsandbox.NewSessionManager(factory, podsandbox.WithMaxSessions(maxSessions), podsandbox.WithManagerLogger(log))
+	mgr, err := podsandbox.NewSessionManager(factory, podsandbox.WithMaxSessions(maxSessions), podsandbox.WithManagerLogger(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cleanups run last first: the server closes, then the manager shuts down (a no-op when the
+	// test did it).
+	t.Cleanup(func() { _, _ = mgr.Shutdown(context.Background()) })
 	svc := newServiceWith(mgr, log)
 	srv := httptest.NewServer(svc.Handler())
 	t.Cleanup(srv.Close)

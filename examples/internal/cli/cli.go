@@ -1,6 +1,7 @@
 // Package cli holds what the example programs share: the -kubeconfig, -namespace and
-// -pull-policy flags, finding and checking the cluster, a readable progress logger, and printing
-// a failure as one line with a hint instead of a stack trace.
+// -pull-policy flags, finding the cluster and making the one podsandbox.Client of an example
+// (checking that the cluster answers), a readable progress logger, and printing a failure as one
+// line with a hint instead of a stack trace.
 package cli
 
 import (
@@ -98,16 +99,45 @@ func wd() string {
 	return d
 }
 
-// Options returns the sandbox options for c: its client configuration, namespace, pull policy,
-// startup timeout, and the logger. A pod the scheduler cannot place yet (Unschedulable: the
-// cluster is full) is waited for until the startup timeout instead of the library's default 15 s
-// grace, since on a small shared cluster room usually comes back.
+// Connect makes the example's one podsandbox.Client for c, logging to log, and checks that the
+// cluster answers and has a Ready node, so that a stopped cluster fails with a message naming what
+// to do before any pod is made. Every sandbox, factory and reaper of the example is made from the
+// Client, so they share its connection and its one pod watch per namespace; the caller closes it
+// at the end, after stopping them.
+func (c Cluster) Connect(ctx context.Context, log *slog.Logger) (*podsandbox.Client, error) {
+	var opts []podsandbox.ClientOption
+	if log != nil {
+		opts = append(opts, podsandbox.WithClientLogger(log))
+	}
+	client, err := podsandbox.NewClient(c.REST, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.check(ctx, client.Clientset()); err != nil {
+		return nil, errors.Join(err, Close(ctx, client))
+	}
+	return client, nil
+}
+
+// Close closes client, waiting for its pod watches, also when ctx has ended (Ctrl-C), with its own
+// timeout.
+func Close(ctx context.Context, client *podsandbox.Client) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	return client.Close(ctx)
+}
+
+// Options returns the sandbox options for c: namespace, pull policy, startup timeout, and the
+// logger. (The cluster itself is the Client's: see Connect.) A pod the scheduler cannot place yet
+// (Unschedulable: the cluster is full) is waited for until the startup timeout instead of the
+// library's default 15 s grace, since on a small shared cluster room usually comes back.
 func (c Cluster) Options(log *slog.Logger) []podsandbox.Option {
 	opts := []podsandbox.Option{
-		podsandbox.WithRESTConfig(c.REST),
 		podsandbox.WithNamespace(c.Namespace),
 		podsandbox.WithImagePullPolicy(c.PullPolicy),
-		podsandbox.WithLogger(log),
+	}
+	if log != nil {
+		opts = append(opts, podsandbox.WithLogger(log))
 	}
 	if c.StartupTimeout > 0 {
 		opts = append(opts, podsandbox.WithStartupTimeout(c.StartupTimeout), podsandbox.WithUnschedulableGrace(c.StartupTimeout))
@@ -115,27 +145,14 @@ func (c Cluster) Options(log *slog.Logger) []podsandbox.Option {
 	return opts
 }
 
-// Clientset returns a Kubernetes client for c.
-func (c Cluster) Clientset() (kubernetes.Interface, error) {
-	cs, err := kubernetes.NewForConfig(c.REST)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
-	}
-	return cs, nil
-}
-
-// Check fails with a message naming what to do unless the API server answers and a node is
+// check fails with a message naming what to do unless the API server answers and a node is
 // Ready.
-func (c Cluster) Check(ctx context.Context) error {
+func (c Cluster) check(ctx context.Context, cs kubernetes.Interface) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	from := "client-go's default kubeconfig"
 	if c.Kubeconfig != "" {
 		from = "kubeconfig " + c.Kubeconfig
-	}
-	cs, err := c.Clientset()
-	if err != nil {
-		return err
 	}
 	if _, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx); err != nil {
 		return fmt.Errorf("the cluster at %s (%s) does not answer: %s", c.REST.Host, from, firstLine(err.Error()))
