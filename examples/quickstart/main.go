@@ -67,12 +67,12 @@ func main() {
 // made from one podsandbox.Client, the program's connection to the cluster, closed at the end.
 func run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	log := cli.NewLogger(out, cfg.Verbose)
-	t0 := time.Now()
 	client, err := cfg.Cluster.Connect(ctx, log)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, cli.Close(ctx, client)) }()
+	t0 := time.Now()
 
 	// --- API mode: any image, commands through pods/exec ------------------------------------
 	fmt.Fprintf(out, "API mode: %s (commands run through the pods/exec API)\n", cfg.PythonImage)

@@ -2,12 +2,17 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"k8s.io/client-go/rest"
 
 	"github.com/podsandbox/podsandbox"
 )
@@ -82,5 +87,48 @@ func TestProgressLogger(t *testing.T) {
 		"    WARN sandbox did not start  pab-sandbox-s1  reason=Timeout message=\"not ready in 1m0s\"\n"
 	if got := buf.String(); got != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestOptionsForClient: the options suit a Client's sandboxes and factories, which refuse the
+// connection options (the Client holds the cluster).
+func TestOptionsForClient(t *testing.T) {
+	c := Cluster{REST: &rest.Config{Host: "https://127.0.0.1:1"}, Namespace: "ns", PullPolicy: "Never", StartupTimeout: time.Minute}
+	client, err := podsandbox.NewClient(c.REST) // no network I/O
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close(context.Background())
+	log := NewLogger(io.Discard, false)
+	for _, opts := range [][]podsandbox.Option{c.Options(log), c.Options(nil)} {
+		sb, err := client.NewSandbox(ImageServer, opts...)
+		if err != nil {
+			t.Fatalf("NewSandbox: %v", err)
+		}
+		if sb.Namespace() != "ns" {
+			t.Errorf("namespace %q", sb.Namespace())
+		}
+		if _, err := client.Factory(ImageServer, append(opts, podsandbox.WithMode(podsandbox.ModeAPI))...); err != nil {
+			t.Errorf("Factory: %v", err)
+		}
+	}
+}
+
+// TestConnectNoCluster: Connect fails with the message and hint of a cluster that does not answer.
+func TestConnectNoCluster(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	c := Cluster{REST: &rest.Config{Host: "http://" + addr}, Kubeconfig: "/k", Namespace: "default"}
+	client, err := c.Connect(context.Background(), nil)
+	if err == nil {
+		client.Close(context.Background())
+		t.Fatal("Connect succeeded without a cluster")
+	}
+	if msg := err.Error(); !strings.Contains(msg, "the cluster at http://"+addr+" (kubeconfig /k) does not answer") || !strings.Contains(Hint(err), "make cluster-up") {
+		t.Errorf("error %q, hint %q", msg, Hint(err))
 	}
 }
