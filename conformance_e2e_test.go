@@ -36,15 +36,15 @@ var transports = []struct {
 func startSandbox(t *testing.T, image string, opts ...podsandbox.Option) *podsandbox.KubernetesPodSandbox {
 	t.Helper()
 	env := e2e.Env(t)
+	c := testClient(t, restrictedConfig(t))
 	all := append([]podsandbox.Option{
-		podsandbox.WithRESTConfig(restrictedConfig(t)),
 		podsandbox.WithNamespace(env.Namespace),
 		podsandbox.WithImagePullPolicy("Never"),
 		podsandbox.WithResources(denseResources),
 	}, opts...)
-	sb, err := podsandbox.NewKubernetesPodSandbox(image, all...)
+	sb, err := c.NewSandbox(image, all...)
 	if err != nil {
-		t.Fatalf("NewKubernetesPodSandbox: %v", err)
+		t.Fatalf("NewSandbox: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()

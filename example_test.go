@@ -7,8 +7,6 @@ import (
 	"log"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
-
 	"github.com/podsandbox/podsandbox"
 )
 
@@ -70,17 +68,50 @@ func ExampleKubernetesPodSandbox_Write() {
 	fmt.Println(text) //      1	hello world
 }
 
-// One sandbox per user, idle ones released, expired pods of dead processes reaped.
-func ExampleNewSessionManager() {
+// One Client per process: it owns the connection and the one pod watch per namespace that every
+// sandbox made from it shares.
+func ExampleNewClient() {
 	ctx := context.Background()
-	cfg, err := podsandbox.LoadConfig("", nil)
+	c, err := podsandbox.NewClient(nil) // in-cluster, else $KUBECONFIG or ~/.kube/config
 	if err != nil {
 		log.Fatal(err)
 	}
-	factory := podsandbox.KubernetesFactory("podsandbox.local/sandbox-server:dev",
-		podsandbox.WithRESTConfig(cfg), podsandbox.WithIdleTimeout(15*time.Minute))
-	m := podsandbox.NewSessionManager(factory, podsandbox.WithMaxSessions(100))
-	m.StartCleanupLoop(ctx, time.Minute)
+	defer c.Close(ctx)
+	sb, err := c.NewSandbox("busybox:stable", podsandbox.WithMode(podsandbox.ModeAPI), podsandbox.WithNamespace("sandboxes"))
+	if err != nil {
+		log.Fatal(err) // a contradiction between options is reported here, before any pod exists
+	}
+	if err := sb.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	defer sb.Stop(ctx)
+	r, _ := sb.Execute(ctx, "echo hi")
+	fmt.Print(r.Stdout)
+}
+
+// One sandbox per user, idle ones released, expired pods of dead processes reaped.
+func ExampleNewSessionManager() {
+	ctx := context.Background()
+	c, err := podsandbox.NewClient(nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close(ctx)
+	factory, err := c.Factory("podsandbox.local/sandbox-server:dev",
+		podsandbox.WithNamespace("sandboxes"), podsandbox.WithIdleTimeout(15*time.Minute))
+	if err != nil {
+		log.Fatal(err)
+	}
+	m, err := podsandbox.NewSessionManager(factory,
+		podsandbox.WithMaxSessions(100),
+		podsandbox.WithReaper(c.Reaper("sandboxes")),
+		podsandbox.WithCleanupInterval(time.Minute))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := m.Start(ctx); err != nil { // the idle cleanup and the reaper, every minute
+		log.Fatal(err)
+	}
 	defer m.Shutdown(ctx)
 
 	sb, err := m.GetOrCreate(ctx, "user-42")
@@ -91,28 +122,41 @@ func ExampleNewSessionManager() {
 	m.KeepAlive("user-42") // the agent is thinking: not idle
 }
 
-// A warm pool makes a new session's first command take milliseconds.
-func ExampleNewWarmPool() {
+// A warm pool makes a new session's first command take milliseconds. It is built from the
+// factory's spec, so a warm session and a cold one are the same pod.
+func ExampleWithWarmPool() {
 	ctx := context.Background()
-	opts := []podsandbox.Option{podsandbox.WithNamespace("sandboxes")}
-	pool, err := podsandbox.NewWarmPool(5, "podsandbox.local/sandbox-server:dev", opts)
+	c, err := podsandbox.NewClient(nil)
 	if err != nil {
 		log.Fatal(err)
 	}
-	pool.Start(ctx)
-	m := podsandbox.NewSessionManager(podsandbox.KubernetesFactory("podsandbox.local/sandbox-server:dev", opts...),
-		podsandbox.WithWarmPool(pool)) // an empty pool falls back to a cold start
+	defer c.Close(ctx)
+	factory, err := c.Factory("podsandbox.local/sandbox-server:dev", podsandbox.WithNamespace("sandboxes"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	m, err := podsandbox.NewSessionManager(factory, podsandbox.WithWarmPool(5, podsandbox.WithPoolName("web")))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := m.Start(ctx); err != nil { // fills the pool in the background
+		log.Fatal(err)
+	}
 	defer m.Shutdown(ctx)
-	sb, _ := m.GetOrCreate(ctx, "user-7")
+	sb, _ := m.GetOrCreate(ctx, "user-7") // an empty pool falls back to a cold start
 	_, _ = sb.Execute(ctx, "true")
+	fmt.Println("warm pods ready:", m.Pool().Ready())
 }
 
 // A janitor for pods whose process died: run it anywhere with the same namespace.
 func ExampleReaper_Reap() {
 	ctx := context.Background()
-	cfg, _ := podsandbox.LoadConfig("", nil)
-	cs, _ := kubernetes.NewForConfig(cfg)
-	res, err := podsandbox.NewReaper(cs, "sandboxes", nil).Reap(ctx)
+	c, err := podsandbox.NewClient(nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close(ctx)
+	res, err := c.Reaper("sandboxes").Reap(ctx)
 	if err != nil {
 		log.Fatal(err)
 	}

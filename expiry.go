@@ -16,17 +16,22 @@ func (s *KubernetesPodSandbox) extendEvery() time.Duration {
 	return max(s.cfg.idleTimeout/4, time.Second)
 }
 
-// extendExpiry patches the pod's expires-at annotation to last activity plus the idle timeout.
-func (s *KubernetesPodSandbox) extendExpiry() {
-	s.mu.Lock()
-	uid, stopped := s.uid, s.stopped
-	s.mu.Unlock()
-	if stopped || uid == "" {
+// extendExpiryAsync moves the pod's expires-at annotation to last activity plus the idle timeout,
+// in the sandbox's background (Stop waits for it). It does nothing before Start or after Stop.
+func (s *KubernetesPodSandbox) extendExpiryAsync() {
+	s.bg.do(s.extendExpiry)
+}
+
+// extendExpiry patches the pod's expires-at annotation to last activity plus the idle timeout. It
+// must not take s.mu: Stop waits for it while holding s.mu.
+func (s *KubernetesPodSandbox) extendExpiry(ctx context.Context) {
+	uid := s.startedUID.Load()
+	if uid == nil || *uid == "" {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := s.patchAnnotations(ctx, uid, map[string]string{AnnotationExpiresAt: s.expiry(s.LastActivity())}); err != nil {
+	if err := s.patchAnnotations(ctx, *uid, map[string]string{AnnotationExpiresAt: s.expiry(s.LastActivity())}); err != nil {
 		s.log.Debug("could not extend the expiry annotation", "err", err)
 	}
 }

@@ -40,6 +40,24 @@ func TestMain(m *testing.M) {
 	e2e.Main(m)
 }
 
+// testClient returns a Client for cfg that the test closes when it ends, checking that Close
+// succeeds (no watch left running).
+func testClient(t *testing.T, cfg *rest.Config) *podsandbox.Client {
+	t.Helper()
+	c, err := podsandbox.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := c.Close(ctx); err != nil {
+			t.Errorf("Client.Close: %v", err)
+		}
+	})
+	return c
+}
+
 var (
 	restrictedOnce sync.Once
 	restrictedCfg  *rest.Config

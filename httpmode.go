@@ -17,7 +17,6 @@ import (
 	"sync"
 	"time"
 
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/spdy"
 
@@ -40,6 +39,7 @@ type httpTransport struct {
 	base   string // URL prefix the routes are appended to
 	pf     *portforward.PortForwarder
 	pfStop chan struct{}
+	pfDone chan struct{} // closed when the tunnel's goroutine has returned
 }
 
 func newHTTPTransport(s *KubernetesPodSandbox, token string) *httpTransport {
@@ -56,19 +56,6 @@ func newHTTPTransportAt(s *KubernetesPodSandbox, token, ip string) *httpTranspor
 	}
 	return &httpTransport{s: s, token: token, reach: r, ip: ip}
 }
-
-// podTransport is shared by pod-IP clients: keep-alive connections to many pods.
-var podTransport = &http.Transport{
-	Proxy:               nil, // pod IPs are never reached through an HTTP proxy
-	DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-	MaxIdleConns:        1024,
-	MaxIdleConnsPerHost: 32,
-	IdleConnTimeout:     90 * time.Second,
-	DisableCompression:  true,
-}
-
-// proxyClients caches one authenticated HTTP client per *rest.Config for pods/proxy.
-var proxyClients sync.Map // *rest.Config -> *http.Client
 
 // setup resolves the client and base URL for the reach, once.
 func (t *httpTransport) setup(ctx context.Context) (*http.Client, string, string, error) {
@@ -90,34 +77,20 @@ func (t *httpTransport) connect(ctx context.Context) error {
 		if t.ip == "" {
 			return fmt.Errorf("podsandbox: pod %s has no IP yet", t.s.podName)
 		}
-		t.client, t.base = &http.Client{Transport: podTransport}, "http://"+net.JoinHostPort(t.ip, port)
+		t.client, t.base = &http.Client{Transport: t.s.kc.podHTTP}, "http://"+net.JoinHostPort(t.ip, port)
 	case ReachProxy:
-		if t.s.rest == nil {
-			return fmt.Errorf("%w: pods/proxy needs a *rest.Config (WithRESTConfig)", ErrInvalidArgument)
+		c, err := t.s.kc.proxyClient()
+		if err != nil {
+			return err
 		}
-		c, ok := proxyClients.Load(t.s.rest)
-		if !ok {
-			// HTTP/2, as client-go negotiates. HTTP/1.1 streamed bulk output faster through the
-			// proxy, but about 3% of responses on reused connections ended early (unexpected EOF)
-			// in tests against kube-apiserver v1.36; HTTP/2 had none.
-			hc, err := rest.HTTPClientFor(t.s.rest)
-			if err != nil {
-				return fmt.Errorf("podsandbox: pods/proxy client: %w", err)
-			}
-			c, _ = proxyClients.LoadOrStore(t.s.rest, hc)
-		}
-		host := strings.TrimSuffix(t.s.rest.Host, "/")
-		if !strings.Contains(host, "://") {
-			host = "https://" + host
-		}
-		t.client = c.(*http.Client)
-		t.base = host + "/api/v1/namespaces/" + t.s.cfg.namespace + "/pods/" + t.s.podName + ":" + port + "/proxy"
+		t.client = c
+		t.base = t.s.podURL(":"+port, "proxy")
 	case ReachPortForward:
 		local, err := t.forward(ctx)
 		if err != nil {
 			return err
 		}
-		t.client, t.base = &http.Client{Transport: podTransport}, "http://"+net.JoinHostPort("127.0.0.1", strconv.Itoa(local))
+		t.client, t.base = &http.Client{Transport: t.s.kc.podHTTP}, "http://"+net.JoinHostPort("127.0.0.1", strconv.Itoa(local))
 	default:
 		return fmt.Errorf("%w: reach %q", ErrInvalidArgument, t.reach)
 	}
@@ -127,17 +100,13 @@ func (t *httpTransport) connect(ctx context.Context) error {
 // forward opens a port-forward tunnel from a free loopback port to the server's port.
 func (t *httpTransport) forward(ctx context.Context) (int, error) {
 	if t.s.rest == nil {
-		return 0, fmt.Errorf("%w: port-forward needs a *rest.Config (WithRESTConfig)", ErrInvalidArgument)
+		return 0, fmt.Errorf("%w: port-forward needs a REST configuration: give NewClient one", ErrInvalidArgument)
 	}
 	rt, upgrader, err := spdy.RoundTripperFor(t.s.rest)
 	if err != nil {
 		return 0, err
 	}
-	host := strings.TrimSuffix(t.s.rest.Host, "/")
-	if !strings.Contains(host, "://") {
-		host = "https://" + host
-	}
-	u, err := url.Parse(host + "/api/v1/namespaces/" + t.s.cfg.namespace + "/pods/" + t.s.podName + "/portforward")
+	u, err := url.Parse(t.s.podURL("", "portforward"))
 	if err != nil {
 		return 0, err
 	}
@@ -148,30 +117,38 @@ func (t *httpTransport) forward(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- pf.ForwardPorts() }()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		errc <- pf.ForwardPorts()
+	}()
+	abort := func() { close(stop); <-done }
 	select {
 	case <-ready:
 	case err := <-errc:
+		<-done
 		return 0, fmt.Errorf("podsandbox: port-forward: %w", err)
 	case <-ctx.Done():
-		close(stop)
+		abort()
 		return 0, ctx.Err()
 	}
 	ports, err := pf.GetPorts()
 	if err != nil || len(ports) == 0 {
-		close(stop)
+		abort()
 		return 0, fmt.Errorf("podsandbox: port-forward: no local port: %v", err)
 	}
-	t.pf, t.pfStop = pf, stop
+	t.pf, t.pfStop, t.pfDone = pf, stop, done
 	return int(ports[0].Local), nil
 }
 
+// close stops the port-forward tunnel, if any, and waits for it.
 func (t *httpTransport) close() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.pfStop != nil {
 		close(t.pfStop)
-		t.pfStop = nil
+		<-t.pfDone
+		t.pfStop, t.pfDone = nil, nil
 	}
 	t.client = nil
 }

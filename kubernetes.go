@@ -20,7 +20,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -36,14 +35,16 @@ type KubernetesPodSandbox struct {
 	id      atomic.Pointer[string] // changes once, when a warm pod is claimed
 	podName string
 	cfg     config
-	client  kubernetes.Interface
-	rest    *rest.Config
+	kc      *Client              // the owner of the connection, the shared watch and HTTP clients
+	client  kubernetes.Interface // kc's clientset
+	rest    *rest.Config         // kc's REST configuration (nil with a bare WithClientset)
 	log     *slog.Logger
 
-	lastActivity atomic.Int64      // unix nanoseconds
-	lastExtend   atomic.Int64      // unix nanoseconds of the last expiry annotation update
-	sessionEnv   map[string]string // bound at claim time (warm pools); added to every command
-	expiryTTL    atomic.Int64      // warm pool members: expiry is this far ahead (ns), not the idle timeout
+	lastActivity atomic.Int64              // unix nanoseconds
+	lastExtend   atomic.Int64              // unix nanoseconds of the last expiry annotation update
+	sessionEnv   map[string]string         // bound at claim time (warm pools); added to every command
+	expiryTTL    atomic.Int64              // warm pool members: expiry is this far ahead (ns), not the idle timeout
+	startedUID   atomic.Pointer[types.UID] // the pod's UID, for background work that must not take mu
 
 	mu      sync.Mutex
 	token   string
@@ -55,6 +56,10 @@ type KubernetesPodSandbox struct {
 	started bool
 	stopped bool
 	healthy bool // HTTP mode: the server answered /health during Start
+
+	// bg runs this incarnation's background work (moving the expiry forward, storing a rotated
+	// token); Stop cancels it and waits.
+	bg background
 }
 
 // transport is what the two modes implement; KubernetesPodSandbox resolves paths, tracks activity
@@ -76,54 +81,62 @@ var _ Sandbox = (*KubernetesPodSandbox)(nil)
 
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-// NewKubernetesPodSandbox validates the options and prepares a sandbox for image. It loads the
-// client configuration (explicit kubeconfig path, else in-cluster, else $KUBECONFIG or
-// ~/.kube/config, client-go's standard rules) but does no network I/O and creates nothing: Start
-// does.
+// NewKubernetesPodSandbox validates the options and prepares a sandbox for image, for the case of
+// one sandbox (and upstream's API shape): it makes a Client of its own from the connection options
+// (WithKubeconfig, WithInCluster, WithRESTConfig; else in-cluster, else $KUBECONFIG or
+// ~/.kube/config, client-go's standard rules). Code that makes many sandboxes makes one Client and
+// calls Client.NewSandbox or Client.Factory, so they share one watch. NewKubernetesPodSandbox
+// does no network I/O and creates nothing: Start does.
 func NewKubernetesPodSandbox(image string, opts ...Option) (*KubernetesPodSandbox, error) {
-	c := defaultConfig()
-	for _, o := range opts {
-		if err := o(&c); err != nil {
+	spec, err := newSpec(image, opts, specStandalone)
+	if err != nil {
+		return nil, err
+	}
+	cfg := spec.restConfig
+	if cfg == nil {
+		if cfg, err = LoadConfig(spec.kubeconfigPath, spec.inCluster); err != nil {
 			return nil, err
 		}
 	}
-	c.image = image
-	if image == "" {
-		return nil, fmt.Errorf("%w: image is empty", ErrInvalidArgument)
+	var copts []ClientOption
+	if spec.logger != nil {
+		copts = append(copts, WithClientLogger(spec.logger))
 	}
-	if errs := validation.IsDNS1123Label(c.namespace); len(errs) > 0 {
-		return nil, fmt.Errorf("%w: namespace %q: %s", ErrInvalidArgument, c.namespace, errs[0])
+	c, err := NewClient(cfg, copts...)
+	if err != nil {
+		return nil, err
 	}
-	for k, v := range c.labels {
-		errs := append(validation.IsQualifiedName(k), validation.IsValidLabelValue(v)...)
-		if len(errs) > 0 {
-			return nil, fmt.Errorf("%w: label %s=%s: %s", ErrInvalidArgument, k, v, errs[0])
-		}
+	return c.newSandbox(spec)
+}
+
+// newSandbox makes a sandbox of a validated spec on this client.
+func (c *Client) newSandbox(spec config) (*KubernetesPodSandbox, error) {
+	if c.rest == nil && (spec.mode == ModeAPI || spec.reach == ReachPortForward || spec.reach == ReachProxy) {
+		return nil, fmt.Errorf("%w: %s needs a REST configuration: give NewClient one next to WithClientset", ErrInvalidArgument, transportName(spec))
 	}
-	for k := range c.env {
-		if !envName.MatchString(k) {
-			return nil, fmt.Errorf("%w: env name %q", ErrInvalidArgument, k)
-		}
-	}
-	id := c.sandboxID
+	id := spec.sandboxID
 	if id == "" {
 		id = uuid.New().String()
 		id = id[0:8] + id[9:13] + id[14:18] + id[19:23] + id[24:] // hex, as upstream's uuid4().hex
 	}
-	s := &KubernetesPodSandbox{podName: PodName(id), cfg: c, log: c.logger}
+	s := &KubernetesPodSandbox{podName: PodName(id), cfg: spec, log: spec.logger, kc: c, client: c.cs, rest: c.rest}
 	s.id.Store(&id)
 	if s.log == nil {
-		s.log = slog.Default()
+		s.log = c.log
 	}
-	s.log = s.log.With("sandbox", id, "pod", s.podName, "namespace", c.namespace)
+	s.log = s.log.With("sandbox", id, "pod", s.podName, "namespace", spec.namespace)
 	if err := s.resolveToken(); err != nil {
-		return nil, err
-	}
-	if err := s.loadClient(); err != nil {
 		return nil, err
 	}
 	s.Touch()
 	return s, nil
+}
+
+func transportName(c config) string {
+	if c.mode == ModeAPI {
+		return "ModeAPI (pods/exec)"
+	}
+	return "ModeHTTP with reach " + string(c.reach)
 }
 
 // resolveToken picks the HTTP-mode token. A template that presets SANDBOX_EXEC_TOKEN keeps its value
@@ -151,36 +164,6 @@ func (s *KubernetesPodSandbox) resolveToken() error {
 			return err
 		}
 		s.token = base64.RawURLEncoding.EncodeToString(b)
-	}
-	return nil
-}
-
-func (s *KubernetesPodSandbox) loadClient() error {
-	c := &s.cfg
-	cfg := c.restConfig
-	if cfg == nil && c.clientset == nil {
-		var err error
-		cfg, err = LoadConfig(c.kubeconfigPath, c.inCluster)
-		if err != nil {
-			return err
-		}
-	}
-	if cfg != nil {
-		if cfg.QPS == 0 {
-			cfg.QPS, cfg.Burst = 50, 100
-		}
-		s.rest = cfg
-	}
-	s.client = c.clientset
-	if s.client == nil {
-		cs, err := kubernetes.NewForConfig(cfg)
-		if err != nil {
-			return fmt.Errorf("podsandbox: kubernetes client: %w", err)
-		}
-		s.client = cs
-	}
-	if s.rest == nil && (c.mode == ModeAPI || c.reach == ReachPortForward) {
-		return fmt.Errorf("%w: %s needs a *rest.Config: add WithRESTConfig next to WithClientset", ErrInvalidArgument, c.mode)
 	}
 	return nil
 }
@@ -245,7 +228,7 @@ func (s *KubernetesPodSandbox) Touch() {
 	s.lastActivity.Store(now)
 	last := s.lastExtend.Load()
 	if last != 0 && time.Duration(now-last) >= s.extendEvery() && s.lastExtend.CompareAndSwap(last, now) {
-		go s.extendExpiry()
+		s.extendExpiryAsync()
 	}
 }
 
@@ -270,13 +253,18 @@ func (s *KubernetesPodSandbox) Start(ctx context.Context) error {
 	defer cancel()
 	t0 := time.Now()
 
-	sub := sharedWatchers.subscribe(s.client, s.cfg.namespace, s.podName)
+	sub, err := s.kc.subscribe(s.cfg.namespace, s.podName)
+	if err != nil {
+		return err
+	}
 	pod, created, err := s.createOrAdopt(ctx)
 	if err != nil {
 		sub.close()
 		return err
 	}
 	s.watch, s.uid = sub, pod.UID
+	uid := pod.UID
+	s.startedUID.Store(&uid)
 	s.log.Debug("pod created", "adopted", !created, "uid", pod.UID, "elapsed", time.Since(t0))
 
 	ready, err := s.waitUsable(ctx, t0)
@@ -290,10 +278,11 @@ func (s *KubernetesPodSandbox) Start(ctx context.Context) error {
 	}
 	s.podIP = ready.Status.PodIP
 	s.started = true
+	s.bg.start()
 	s.lastExtend.Store(time.Now().UnixNano())
 	s.Touch()
 	if time.Since(t0) >= s.extendEvery() {
-		go s.extendExpiry() // a slow start used up part of the idle time set at creation
+		s.extendExpiryAsync() // a slow start used up part of the idle time set at creation
 	}
 	s.log.Info("sandbox ready", "mode", s.cfg.mode, "ip", s.podIP, "elapsed", time.Since(t0).Round(time.Millisecond))
 	return nil
@@ -371,7 +360,10 @@ func (s *KubernetesPodSandbox) createError(err error) error {
 }
 
 func (s *KubernetesPodSandbox) waitGone(ctx context.Context, uid types.UID) error {
-	ch := s.subscribeOnce()
+	ch, err := s.kc.subscribe(s.cfg.namespace, s.podName)
+	if err != nil {
+		return err
+	}
 	defer ch.close()
 	if !ch.waitSynced(ctx) { // before the first list, "no pod" would mean nothing
 		return &StartupError{Pod: s.podName, Reason: "Timeout", Message: "the pod watch did not sync"}
@@ -387,10 +379,6 @@ func (s *KubernetesPodSandbox) waitGone(ctx context.Context, uid types.UID) erro
 		case <-ch.changed():
 		}
 	}
-}
-
-func (s *KubernetesPodSandbox) subscribeOnce() *podSubscription {
-	return sharedWatchers.subscribe(s.client, s.cfg.namespace, s.podName)
 }
 
 // Stop releases the sandbox: it closes the transport and, with delete-on-stop (the default),
@@ -409,9 +397,11 @@ func (s *KubernetesPodSandbox) Stop(ctx context.Context) error {
 	return s.deleteOwned(ctx)
 }
 
-// detach marks the sandbox stopped and drops its transport and watch; s.mu is held.
+// detach marks the sandbox stopped, waits for its background work, and drops its transport and
+// watch; s.mu is held.
 func (s *KubernetesPodSandbox) detach() {
 	s.stopped = true
+	s.bg.stop()
 	if s.tr != nil {
 		s.tr.close()
 		s.tr = nil
@@ -510,6 +500,16 @@ func (s *KubernetesPodSandbox) wrapErr(err error) error {
 		return fmt.Errorf("%w: pod %s: %w", ErrSandboxGone, s.podName, err)
 	}
 	return err
+}
+
+// podURL returns the API server URL of the pod's subresource, with suffix after the pod name (a
+// port for pods/proxy).
+func (s *KubernetesPodSandbox) podURL(suffix, sub string) string {
+	host := strings.TrimSuffix(s.rest.Host, "/")
+	if !strings.Contains(host, "://") {
+		host = "https://" + host
+	}
+	return host + "/api/v1/namespaces/" + s.cfg.namespace + "/pods/" + s.podName + suffix + "/" + sub
 }
 
 func (s *KubernetesPodSandbox) resolve(p string) string { return fileops.Resolve(p, s.cfg.workDir) }

@@ -15,13 +15,37 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/podsandbox/podsandbox/internal/wire"
 )
 
 func fakeClient(objs ...runtime.Object) *fake.Clientset { return fake.NewClientset(objs...) }
+
+// fakeSandbox makes a sandbox on a Client whose API requests go to cs (the REST configuration
+// points nowhere: only the fake's requests are made).
+func fakeSandbox(t testing.TB, cs kubernetes.Interface, image string, opts ...Option) (*KubernetesPodSandbox, error) {
+	t.Helper()
+	c := fakeClientFor(t, cs)
+	return c.NewSandbox(image, opts...)
+}
+
+func fakeClientFor(t testing.TB, cs kubernetes.Interface) *Client {
+	t.Helper()
+	c, err := NewClient(&rest.Config{Host: "https://127.0.0.1:1"}, WithClientset(cs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(t.Context()); err != nil {
+			t.Error(err)
+		}
+	})
+	return c
+}
 
 // kubelet makes every created pod come up with the given container state, as a kubelet would.
 func kubelet(cs *fake.Clientset, state corev1.ContainerState, phase corev1.PodPhase) {
@@ -69,7 +93,7 @@ func TestStartStopHTTPFake(t *testing.T) {
 	cs := fakeClient()
 	kubelet(cs, corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}, corev1.PodRunning)
 	port, tokens := healthServer(t)
-	sb, err := NewKubernetesPodSandbox("img", WithClientset(cs), WithPort(port), WithReach(ReachPodIP), WithSandboxID("fake-1"))
+	sb, err := fakeSandbox(t, cs, "img", WithPort(port), WithReach(ReachPodIP), WithSandboxID("fake-1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +147,7 @@ func TestStartStopHTTPFake(t *testing.T) {
 func TestStartFailureDeletesOnlyOwnPodFake(t *testing.T) {
 	cs := fakeClient()
 	kubelet(cs, corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImageNeverPull", Message: "not present"}}, corev1.PodPending)
-	sb, err := NewKubernetesPodSandbox("img", WithClientset(cs), WithSandboxID("fail"))
+	sb, err := fakeSandbox(t, cs, "img", WithSandboxID("fail"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +166,7 @@ func TestStartFailureDeletesOnlyOwnPodFake(t *testing.T) {
 func TestConflictFake(t *testing.T) {
 	foreign := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: PodName("taken"), Namespace: "default", UID: "theirs"}}
 	cs := fakeClient(foreign)
-	sb, err := NewKubernetesPodSandbox("img", WithClientset(cs), WithSandboxID("taken"), WithMode(ModeHTTP))
+	sb, err := fakeSandbox(t, cs, "img", WithSandboxID("taken"), WithMode(ModeHTTP))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +184,7 @@ func TestAdoptFake(t *testing.T) {
 	kubelet(cs, corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}, corev1.PodRunning)
 	port, _ := healthServer(t)
 	mk := func() *KubernetesPodSandbox {
-		sb, err := NewKubernetesPodSandbox("img", WithClientset(cs), WithPort(port), WithReach(ReachPodIP), WithSandboxID("same"))
+		sb, err := fakeSandbox(t, cs, "img", WithPort(port), WithReach(ReachPodIP), WithSandboxID("same"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -96,8 +96,8 @@ func podLabels(name string, extra map[string]string) map[string]string {
 	return l
 }
 
-// buildPod returns the pod body for this sandbox: upstream's hardened default (§2.3 of the spec)
-// with G3's fixes, or the caller's template with the required fields filled in.
+// buildPod returns the pod body for this sandbox: upstream's hardened default with fixes for
+// images whose command exits and for a writable HOME, or the caller's template with the required fields filled in.
 func (s *KubernetesPodSandbox) buildPod() *corev1.Pod {
 	c := &s.cfg
 	if c.podTemplate != nil {
@@ -127,7 +127,7 @@ func (s *KubernetesPodSandbox) buildPod() *corev1.Pod {
 	if c.mode == ModeHTTP {
 		s.addHTTPBits(&ctr)
 	} else {
-		// G3's fix: a long-running command of our own so images whose CMD exits (python, node)
+		// A long-running command of our own, so images whose CMD exits (python, node)
 		// still work. Unlike `sleep infinity` it exits on SIGTERM, so deletes are quick.
 		ctr.Command = []string{"/bin/sh", "-c", apiModeIdle}
 	}
@@ -146,6 +146,8 @@ func (s *KubernetesPodSandbox) buildPod() *corev1.Pod {
 			EnableServiceLinks:            new(false),
 			RuntimeClassName:              c.runtimeClass,
 			ActiveDeadlineSeconds:         c.activeDeadline,
+			Tolerations:                   slices.Clone(c.tolerations),
+			NodeSelector:                  maps.Clone(c.nodeSelector),
 			SecurityContext: &corev1.PodSecurityContext{
 				RunAsNonRoot:   new(true),
 				RunAsUser:      new(int64(1000)),
@@ -242,10 +244,12 @@ func (s *KubernetesPodSandbox) addHTTPBits(ctr *corev1.Container) {
 	}
 }
 
-// mergeTemplate fills the caller's pod template as upstream does (§2.4): the name is forced, the
-// namespace must agree, template labels and env win, only the first container is touched. Unlike
-// upstream, a template that presets the token env var is rejected by the constructor (it would
-// silently break auth), and podsandbox's own labels are always set.
+// mergeTemplate fills the caller's pod template by WithPodTemplate's rule (the constructor has
+// already refused contradictions): the name is forced, the namespace must agree, labels, env and
+// the node selector merge, tolerations are appended, the options given explicitly fill the fields
+// the template leaves empty, and only the first container is touched. Unlike upstream, a template
+// that presets the token env var must agree with the client's token, and podsandbox's own labels
+// are always set.
 func (s *KubernetesPodSandbox) mergeTemplate() *corev1.Pod {
 	c := &s.cfg
 	pod := c.podTemplate.DeepCopy()
@@ -253,7 +257,7 @@ func (s *KubernetesPodSandbox) mergeTemplate() *corev1.Pod {
 	pod.Namespace = c.namespace
 	labels := podLabels(s.podName, c.labels)
 	for k, v := range pod.Labels {
-		if k != LabelManagedBy && k != LabelSandboxID {
+		if k != LabelManagedBy && k != LabelSandboxID && k != LabelPool && k != LabelPoolState {
 			labels[k] = v
 		}
 	}
@@ -262,6 +266,20 @@ func (s *KubernetesPodSandbox) mergeTemplate() *corev1.Pod {
 		pod.Annotations = map[string]string{}
 	}
 	maps.Copy(pod.Annotations, s.annotations())
+	if len(c.nodeSelector) > 0 {
+		pod.Spec.NodeSelector = mergeInto(pod.Spec.NodeSelector, c.nodeSelector)
+	}
+	pod.Spec.Tolerations = append(pod.Spec.Tolerations, c.tolerations...)
+	set := c.set
+	if set["WithServiceAccount"] && pod.Spec.ServiceAccountName == "" {
+		pod.Spec.ServiceAccountName = c.serviceAccount
+	}
+	if set["WithRuntimeClass"] && pod.Spec.RuntimeClassName == nil {
+		pod.Spec.RuntimeClassName = c.runtimeClass
+	}
+	if set["WithActiveDeadline"] && pod.Spec.ActiveDeadlineSeconds == nil {
+		pod.Spec.ActiveDeadlineSeconds = c.activeDeadline
+	}
 	if len(pod.Spec.Containers) == 0 {
 		pod.Spec.Containers = []corev1.Container{{}}
 	}
@@ -269,6 +287,15 @@ func (s *KubernetesPodSandbox) mergeTemplate() *corev1.Pod {
 	ctr.Image = c.image
 	if ctr.Name == "" {
 		ctr.Name = ContainerName
+	}
+	if set["WithImagePullPolicy"] && ctr.ImagePullPolicy == "" {
+		ctr.ImagePullPolicy = c.pullPolicy
+	}
+	if set["WithWorkDir"] && ctr.WorkingDir == "" {
+		ctr.WorkingDir = c.workDir
+	}
+	if set["WithResources"] && len(ctr.Resources.Requests) == 0 && len(ctr.Resources.Limits) == 0 {
+		ctr.Resources = c.resources
 	}
 	have := map[string]bool{}
 	for _, e := range ctr.Env {

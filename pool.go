@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -23,82 +22,80 @@ import (
 // ErrPoolEmpty: no warm pod was ready; the caller should start a cold sandbox.
 var ErrPoolEmpty = errors.New("warm pool has no ready pod")
 
-// WarmPool keeps Size pods of one template started and ready, so a session can claim one in
-// milliseconds instead of waiting for a cold start. A claim is a label patch with a resourceVersion
-// precondition (two replicas can never claim the same pod), then late binding: the session's env,
-// and in HTTP mode a fresh token, are given to the running in-pod server, so warm pods need no
-// restart to be personalised. The pool refills in the background. Pool pods are ordinary managed
-// pods (kubectl get pods -l podsandbox.io/pool=NAME) with an expiry the pool keeps moving forward,
-// so Reap removes them if the process that made them dies.
+// WarmPool keeps Size pods of one sandbox spec started and ready, so a session can claim one in
+// milliseconds instead of waiting for a cold start. A SessionManager owns it (WithWarmPool): the
+// pool is made from the manager's KubernetesFactory, so a warm session and a cold one are the same
+// pod. A claim is a label patch with a resourceVersion precondition (two replicas can never claim
+// the same pod), then late binding: the session's env, and in HTTP mode a fresh token, are given to
+// the running in-pod server, so warm pods need no restart to be personalised. The pool refills in
+// the background. Pool pods are ordinary managed pods (kubectl get pods -l podsandbox.io/pool=NAME)
+// with an expiry the pool keeps moving forward, so Reap removes them if the process that made them
+// dies.
 type WarmPool struct {
-	name  string
-	size  int
-	image string
-	opts  []Option
-	log   *slog.Logger
-	ttl   time.Duration
+	f    *KubernetesFactory
+	name string
+	size int
+	log  *slog.Logger
+	ttl  time.Duration
+	bg   background // the refill loop, pod starts and stops; Close waits for them
 
 	mu       sync.Mutex
 	ready    []*KubernetesPodSandbox
 	starting int
+	running  bool
 	closed   bool
 	refill   chan struct{}
-	cancel   context.CancelFunc
-	done     chan struct{}
 	failures int
 }
 
 // PoolOption configures a WarmPool.
-type PoolOption func(*WarmPool)
+type PoolOption func(*WarmPool) error
 
 // WithPoolName names the pool (label podsandbox.io/pool; default "default").
-func WithPoolName(name string) PoolOption { return func(p *WarmPool) { p.name = name } }
-
-// WithPoolLogger sets the logger.
-func WithPoolLogger(l *slog.Logger) PoolOption { return func(p *WarmPool) { p.log = l } }
+func WithPoolName(name string) PoolOption {
+	return func(p *WarmPool) error {
+		if errs := validation.IsValidLabelValue(name); len(errs) > 0 || name == "" {
+			return fmt.Errorf("%w: pool name %q: it must be a label value", ErrInvalidArgument, name)
+		}
+		p.name = name
+		return nil
+	}
+}
 
 // WithPoolTTL sets how long an unclaimed pod may outlive the pool's process before Reap removes
 // it (default 10 min); the pool moves the expiry forward while it runs.
-func WithPoolTTL(d time.Duration) PoolOption { return func(p *WarmPool) { p.ttl = d } }
+func WithPoolTTL(d time.Duration) PoolOption {
+	return func(p *WarmPool) error {
+		if d < 3*time.Second {
+			return fmt.Errorf("%w: pool TTL %s must be at least 3s", ErrInvalidArgument, d)
+		}
+		p.ttl = d
+		return nil
+	}
+}
 
-// NewWarmPool returns a pool of size pods of image built with opts (the same options a
-// KubernetesPodSandbox takes; the sandbox id is chosen by the pool). Call Start to fill it.
-func NewWarmPool(size int, image string, opts []Option, popts ...PoolOption) (*WarmPool, error) {
-	p := &WarmPool{name: "default", size: size, image: image, opts: opts, ttl: 10 * time.Minute, refill: make(chan struct{}, 1)}
-	for _, o := range popts {
-		o(p)
-	}
+// newWarmPool returns a pool of size pods made by f; start fills it.
+func newWarmPool(f *KubernetesFactory, size int, popts []PoolOption, log *slog.Logger) (*WarmPool, error) {
+	p := &WarmPool{f: f, name: "default", size: size, ttl: 10 * time.Minute, refill: make(chan struct{}, 1)}
 	if size < 1 {
-		return nil, fmt.Errorf("%w: pool size must be at least 1", ErrInvalidArgument)
+		return nil, fmt.Errorf("%w: warm pool size %d must be at least 1", ErrInvalidArgument, size)
 	}
-	if errs := validation.IsValidLabelValue(p.name); len(errs) > 0 || p.name == "" {
-		return nil, fmt.Errorf("%w: pool name %q", ErrInvalidArgument, p.name)
+	for _, o := range popts {
+		if err := o(p); err != nil {
+			return nil, err
+		}
 	}
-	if _, err := p.newMember(); err != nil { // validate the options now, as the constructor does
-		return nil, err
-	}
-	if p.log == nil {
-		p.log = slog.Default()
-	}
-	p.log = p.log.With("pool", p.name)
+	p.log = log.With("pool", p.name)
 	return p, nil
 }
 
 func (p *WarmPool) newMember() (*KubernetesPodSandbox, error) {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
-	id := "pool-" + p.name + "-" + hex.EncodeToString(b)
-	opts := append(append([]Option{}, p.opts...), WithSandboxID(id),
-		func(c *config) error {
-			labels := maps.Clone(c.labels)
-			if labels == nil {
-				labels = map[string]string{}
-			}
-			maps.Copy(labels, map[string]string{LabelPool: p.name, LabelPoolState: "warm"})
-			c.labels = labels
-			return nil
-		})
-	sb, err := NewKubernetesPodSandbox(p.image, opts...)
+	spec := p.f.spec
+	spec.sandboxID = "pool-" + p.name + "-" + hex.EncodeToString(b)
+	spec.labels = mergeInto(spec.labels, map[string]string{LabelPool: p.name, LabelPoolState: "warm"})
+	sb, err := p.f.c.newSandbox(spec)
 	if err != nil {
 		return nil, err
 	}
@@ -106,16 +103,28 @@ func (p *WarmPool) newMember() (*KubernetesPodSandbox, error) {
 	return sb, nil
 }
 
-// Start fills the pool in the background and keeps it full until Close.
-func (p *WarmPool) Start(ctx context.Context) {
+// Name returns the pool's name.
+func (p *WarmPool) Name() string { return p.name }
+
+// Size returns how many warm pods the pool keeps.
+func (p *WarmPool) Size() int { return p.size }
+
+// start fills the pool in the background and keeps it full until ctx is done or close.
+func (p *WarmPool) start(ctx context.Context) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cancel != nil || p.closed {
+	if p.running || p.closed {
 		return
 	}
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	p.cancel, p.done = cancel, make(chan struct{})
-	go p.run(ctx)
+	p.running = true
+	p.bg.start()
+	p.bg.do(func(bctx context.Context) {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		stop := context.AfterFunc(bctx, cancel)
+		defer stop()
+		p.run(ctx)
+	})
 	p.kick()
 }
 
@@ -128,7 +137,6 @@ func (p *WarmPool) kick() {
 
 // run keeps the pool full and the warm pods' expiry fresh.
 func (p *WarmPool) run(ctx context.Context) {
-	defer close(p.done)
 	keepFresh := time.NewTicker(max(p.ttl/3, time.Second))
 	defer keepFresh.Stop()
 	for {
@@ -143,7 +151,7 @@ func (p *WarmPool) run(ctx context.Context) {
 			p.mu.Unlock()
 			for _, sb := range warm {
 				sb.Touch()
-				go sb.extendExpiry()
+				sb.extendExpiryAsync()
 			}
 		}
 	}
@@ -161,40 +169,64 @@ func (p *WarmPool) fill(ctx context.Context) {
 	backoff := time.Duration(min(p.failures, 6)) * time.Second
 	p.mu.Unlock()
 	for range need {
-		go func() {
-			if backoff > 0 {
-				select {
-				case <-time.After(backoff):
-				case <-ctx.Done():
-				}
-			}
-			sb, err := p.newMember()
-			if err == nil {
-				err = sb.Start(ctx)
-			}
+		if !p.bg.do(func(context.Context) { p.startMember(ctx, backoff) }) {
 			p.mu.Lock()
 			p.starting--
-			if err != nil {
-				p.failures++
-				p.mu.Unlock()
-				if sb != nil {
-					_ = sb.Stop(context.WithoutCancel(ctx))
-				}
-				if ctx.Err() == nil {
-					p.log.Warn("warm pod did not start", "err", err)
-					p.kick()
-				}
-				return
-			}
-			p.failures = 0
-			if p.closed {
-				p.mu.Unlock()
-				_ = sb.Stop(context.WithoutCancel(ctx))
-				return
-			}
-			p.ready = append(p.ready, sb)
 			p.mu.Unlock()
-		}()
+		}
+	}
+}
+
+// startMember starts one warm pod and adds it to the ready list.
+func (p *WarmPool) startMember(ctx context.Context, backoff time.Duration) {
+	if backoff > 0 {
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+		}
+	}
+	sb, err := p.newMember()
+	if err == nil {
+		err = sb.Start(ctx)
+	}
+	p.mu.Lock()
+	p.starting--
+	if err != nil {
+		p.failures++
+		p.mu.Unlock()
+		if sb != nil {
+			p.stopMember(ctx, sb)
+		}
+		if ctx.Err() == nil {
+			p.log.Warn("warm pod did not start", "err", err)
+			p.kick()
+		}
+		return
+	}
+	p.failures = 0
+	if p.closed {
+		p.mu.Unlock()
+		p.stopMember(ctx, sb)
+		return
+	}
+	p.ready = append(p.ready, sb)
+	p.mu.Unlock()
+}
+
+// stopMember deletes a pool pod, also when ctx is already cancelled (the pool is closing).
+func (p *WarmPool) stopMember(ctx context.Context, sb *KubernetesPodSandbox) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := sb.Stop(ctx); err != nil {
+		p.log.Warn("could not delete a warm pod", "pod", sb.PodName(), "err", err)
+	}
+}
+
+// stopLater deletes a pool pod off the caller's path (in the pool's background), or now when the
+// pool is closed.
+func (p *WarmPool) stopLater(ctx context.Context, sb *KubernetesPodSandbox) {
+	if !p.bg.do(func(bctx context.Context) { p.stopMember(bctx, sb) }) {
+		p.stopMember(ctx, sb)
 	}
 }
 
@@ -207,7 +239,9 @@ func (p *WarmPool) Ready() int {
 
 // Claim binds a warm pod to sessionID: it relabels the pod (precondition: its resourceVersion, so
 // no other replica can claim it too), sets env for every later command and, in HTTP mode, rotates
-// the token through the in-pod server. It returns ErrPoolEmpty when no pod is ready.
+// the token through the in-pod server. It returns ErrPoolEmpty when no pod is ready. A
+// SessionManager claims for its sessions; call Claim yourself only for a sandbox that no manager
+// will track.
 func (p *WarmPool) Claim(ctx context.Context, sessionID string, env map[string]string) (*KubernetesPodSandbox, error) {
 	for {
 		p.mu.Lock()
@@ -220,7 +254,7 @@ func (p *WarmPool) Claim(ctx context.Context, sessionID string, env map[string]s
 		p.mu.Unlock()
 		p.kick()
 		if !sb.IsAlive(ctx) {
-			go sb.Stop(context.WithoutCancel(ctx))
+			p.stopLater(ctx, sb)
 			continue
 		}
 		err := sb.claim(ctx, sessionID, env)
@@ -232,35 +266,25 @@ func (p *WarmPool) Claim(ctx context.Context, sessionID string, env map[string]s
 			sb.release() // not ours any more: forget it without deleting it
 			continue
 		}
-		go sb.Stop(context.WithoutCancel(ctx))
+		p.stopLater(ctx, sb)
 		return nil, err
 	}
 }
 
-func (p *WarmPool) claimFor(ctx context.Context, sessionID string, env map[string]string) (Sandbox, error) {
-	sb, err := p.Claim(ctx, sessionID, env)
-	if err != nil {
-		return nil, err
-	}
-	return sb, nil
-}
-
-// Close stops refilling and deletes the unclaimed pods.
-func (p *WarmPool) Close(ctx context.Context) error {
+// close stops refilling, waits for the pool's goroutines and deletes the unclaimed pods.
+func (p *WarmPool) close(ctx context.Context) error {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return nil
 	}
 	p.closed = true
+	p.mu.Unlock()
+	p.bg.stop()
+	p.mu.Lock()
 	warm := p.ready
 	p.ready = nil
-	cancel, done := p.cancel, p.done
 	p.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
 	var errs []error
 	for _, sb := range warm {
 		if err := sb.Stop(ctx); err != nil {
@@ -328,19 +352,21 @@ func (s *KubernetesPodSandbox) claim(ctx context.Context, sessionID string, env 
 		}
 		s.mu.Lock()
 		s.token = token
+		secret := s.secretName()
 		s.mu.Unlock()
-		go s.storeToken(token) // so another replica adopting the session reads the right token
+		// so another replica adopting the session reads the right token
+		s.bg.do(func(ctx context.Context) { s.storeToken(ctx, secret, token) })
 	}
 	s.Touch()
 	return nil
 }
 
 // storeToken writes the sandbox's current token into its Secret.
-func (s *KubernetesPodSandbox) storeToken(token string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+func (s *KubernetesPodSandbox) storeToken(ctx context.Context, secret, token string) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	patch, _ := json.Marshal(map[string]any{"data": map[string][]byte{tokenSecretKey: []byte(token)}})
-	if _, err := s.client.CoreV1().Secrets(s.cfg.namespace).Patch(ctx, s.secretName(), types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+	if _, err := s.client.CoreV1().Secrets(s.cfg.namespace).Patch(ctx, secret, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		s.log.Warn("could not store the rotated token in the Secret", "err", err)
 	}
 }

@@ -5,17 +5,30 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"sort"
 	"sync"
 	"time"
 )
 
-// Factory makes the sandbox for a session; SessionManager starts it.
-type Factory func(ctx context.Context, sessionID string) (Sandbox, error)
+// Factory makes the sandbox for a session; SessionManager starts it. Client.Factory returns one
+// for Kubernetes pods; FactoryFunc adapts a function.
+type Factory interface {
+	NewSandbox(ctx context.Context, sessionID string) (Sandbox, error)
+}
+
+// FactoryFunc adapts a function to Factory.
+type FactoryFunc func(ctx context.Context, sessionID string) (Sandbox, error)
+
+// NewSandbox calls f.
+func (f FactoryFunc) NewSandbox(ctx context.Context, sessionID string) (Sandbox, error) {
+	return f(ctx, sessionID)
+}
 
 // ErrSessionLimit matches *SessionLimitError.
 var ErrSessionLimit = errors.New("session limit reached")
+
+// ErrManagerClosed is returned by a SessionManager after Shutdown.
+var ErrManagerClosed = errors.New("podsandbox: session manager is shut down")
 
 // SessionLimitError is returned by GetOrCreate for a new session when MaxSessions are open.
 // Its message is upstream's.
@@ -28,21 +41,25 @@ func (e *SessionLimitError) Is(target error) bool { return target == ErrSessionL
 
 // SessionManager keeps one sandbox per session id: the Go port of upstream's SessionManager, plus
 // a warm pool, adoption of pods made by other replicas, and a reaper for pods whose process died.
-// It is safe for concurrent use.
+// It owns its goroutines (creations, the warm pool, the cleanup loop) and Shutdown waits for all
+// of them. It is safe for concurrent use.
 type SessionManager struct {
-	factory     Factory
-	maxSessions int
-	defaultIdle time.Duration
-	onRelease   func(sessionID string)
-	log         *slog.Logger
-	pool        *WarmPool
-	reaper      *Reaper
-	sessionEnv  func(sessionID string) map[string]string
+	factory       Factory
+	maxSessions   int
+	defaultIdle   time.Duration
+	cleanupEvery  time.Duration
+	createTimeout time.Duration
+	onRelease     func(sessionID string)
+	log           *slog.Logger
+	pool          *WarmPool
+	reaper        *Reaper
+	sessionEnv    func(sessionID string) map[string]string
+	bg            background // creations, replaced sessions' stops, the cleanup loop
 
 	mu       sync.Mutex
 	sessions map[string]*session
-	loop     context.CancelFunc
-	loopDone chan struct{}
+	started  bool
+	closed   bool
 }
 
 // session is one entry; ready is closed once the sandbox is started (or failed).
@@ -53,71 +70,166 @@ type session struct {
 }
 
 // ManagerOption configures a SessionManager.
-type ManagerOption func(*SessionManager)
+type ManagerOption func(*managerConfig) error
+
+type managerConfig struct {
+	m         *SessionManager
+	poolSize  int
+	poolOpts  []PoolOption
+	poolGiven bool
+}
 
 // WithMaxSessions caps the open sessions; at the cap a new id gets *SessionLimitError while
-// existing ids are still served. Zero means no cap.
-func WithMaxSessions(n int) ManagerOption { return func(m *SessionManager) { m.maxSessions = n } }
+// existing ids are still served. Zero (the default) means no cap.
+func WithMaxSessions(n int) ManagerOption {
+	return func(c *managerConfig) error {
+		if n < 0 {
+			return fmt.Errorf("%w: max sessions %d is negative (0 means no cap)", ErrInvalidArgument, n)
+		}
+		c.m.maxSessions = n
+		return nil
+	}
+}
 
 // WithDefaultIdleTimeout is the idle timeout for sandboxes that do not report one (default 1 h).
 func WithDefaultIdleTimeout(d time.Duration) ManagerOption {
-	return func(m *SessionManager) { m.defaultIdle = d }
+	return func(c *managerConfig) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: default idle timeout %s must be positive", ErrInvalidArgument, d)
+		}
+		c.m.defaultIdle = d
+		return nil
+	}
+}
+
+// WithCleanupInterval sets how often the loop started by Start releases idle sessions and runs the
+// reaper (default 1 min).
+func WithCleanupInterval(d time.Duration) ManagerOption {
+	return func(c *managerConfig) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: cleanup interval %s must be positive", ErrInvalidArgument, d)
+		}
+		c.m.cleanupEvery = d
+		return nil
+	}
 }
 
 // WithOnRelease calls fn after a session's sandbox is stopped, outside the manager's lock.
 func WithOnRelease(fn func(sessionID string)) ManagerOption {
-	return func(m *SessionManager) { m.onRelease = fn }
+	return func(c *managerConfig) error { c.m.onRelease = fn; return nil }
 }
 
-// WithManagerLogger sets the logger (default slog.Default()).
-func WithManagerLogger(l *slog.Logger) ManagerOption { return func(m *SessionManager) { m.log = l } }
+// WithManagerLogger sets the logger (default: the factory's Client's, else slog.Default()).
+func WithManagerLogger(l *slog.Logger) ManagerOption {
+	return func(c *managerConfig) error { c.m.log = l; return nil }
+}
 
-// WithWarmPool makes new sessions claim a ready pod from pool (milliseconds) before falling back
-// to the factory (a cold start). The manager closes the pool on Shutdown.
-func WithWarmPool(pool *WarmPool) ManagerOption { return func(m *SessionManager) { m.pool = pool } }
+// WithWarmPool keeps size pods of the factory's spec started, so new sessions claim a ready pod in
+// milliseconds before falling back to a cold start. The factory must be a *KubernetesFactory (the
+// pool is built from its spec, so warm and cold sessions are the same pod). Start fills the pool;
+// Shutdown deletes its unclaimed pods.
+func WithWarmPool(size int, opts ...PoolOption) ManagerOption {
+	return func(c *managerConfig) error {
+		if size < 1 {
+			return fmt.Errorf("%w: warm pool size %d must be at least 1", ErrInvalidArgument, size)
+		}
+		c.poolSize, c.poolOpts, c.poolGiven = size, opts, true
+		return nil
+	}
+}
 
 // WithSessionEnv gives each session's sandbox environment variables of its own (an API key, the
-// user's name), bound when a warm pod is claimed. Cold starts get them through the factory's
-// options; KubernetesFactory does this for you when this option is set.
+// user's name): bound when a warm pod is claimed, and given to a KubernetesFactory's cold starts.
 func WithSessionEnv(fn func(sessionID string) map[string]string) ManagerOption {
-	return func(m *SessionManager) { m.sessionEnv = fn }
+	return func(c *managerConfig) error { c.m.sessionEnv = fn; return nil }
 }
 
 // WithReaper makes the cleanup loop also delete expired managed pods in the reaper's namespace,
-// including pods left behind by processes that are gone.
-func WithReaper(r *Reaper) ManagerOption { return func(m *SessionManager) { m.reaper = r } }
-
-// NewSessionManager returns a manager that makes sandboxes with factory.
-func NewSessionManager(factory Factory, opts ...ManagerOption) *SessionManager {
-	m := &SessionManager{factory: factory, defaultIdle: time.Hour, sessions: map[string]*session{}}
-	for _, o := range opts {
-		o(m)
+// including pods left behind by processes that are gone (see Client.Reaper).
+func WithReaper(r *Reaper) ManagerOption {
+	return func(c *managerConfig) error {
+		if r == nil {
+			return fmt.Errorf("%w: WithReaper(nil)", ErrInvalidArgument)
+		}
+		c.m.reaper = r
+		return nil
 	}
-	if m.log == nil {
-		m.log = slog.Default()
-	}
-	return m
 }
 
-// KubernetesFactory returns a Factory making a KubernetesPodSandbox for image per session, with the
-// session id as sandbox id (so the pod name is deterministic and another replica adopts it) and
-// the manager's per-session env (WithSessionEnv) added to the pod's.
-func KubernetesFactory(image string, opts ...Option) Factory {
-	return func(ctx context.Context, id string) (Sandbox, error) {
-		all := append(append([]Option{}, opts...), WithSandboxID(id))
-		if env := sessionEnvFrom(ctx); len(env) > 0 {
-			all = append(all, func(c *config) error {
-				merged := maps.Clone(c.env)
-				if merged == nil {
-					merged = map[string]string{}
-				}
-				maps.Copy(merged, env)
-				c.env = merged
-				return nil
-			})
-		}
-		return NewKubernetesPodSandbox(image, all...)
+// NewSessionManager returns a manager that makes sandboxes with factory. Call Start to fill the
+// warm pool and run the idle cleanup, and Shutdown when done.
+func NewSessionManager(factory Factory, opts ...ManagerOption) (*SessionManager, error) {
+	if factory == nil {
+		return nil, fmt.Errorf("%w: NewSessionManager needs a factory", ErrInvalidArgument)
 	}
+	m := &SessionManager{factory: factory, defaultIdle: time.Hour, cleanupEvery: time.Minute,
+		createTimeout: 2 * time.Minute, sessions: map[string]*session{}}
+	c := &managerConfig{m: m}
+	for _, o := range opts {
+		if err := o(c); err != nil {
+			return nil, err
+		}
+	}
+	kf, _ := factory.(*KubernetesFactory)
+	if m.log == nil {
+		m.log = slog.Default()
+		if kf != nil {
+			m.log = kf.c.log
+		}
+	}
+	if kf != nil {
+		// a claim and a Start, each bounded by the startup timeout
+		m.createTimeout = 2*kf.spec.startupTimeout + 10*time.Second
+	}
+	if c.poolGiven {
+		if kf == nil {
+			return nil, fmt.Errorf("%w: WithWarmPool needs the factory of Client.Factory, whose spec the pool copies", ErrInvalidArgument)
+		}
+		p, err := newWarmPool(kf, c.poolSize, c.poolOpts, m.log)
+		if err != nil {
+			return nil, err
+		}
+		m.pool = p
+	}
+	m.bg.start()
+	return m, nil
+}
+
+// KubernetesFactory makes a KubernetesPodSandbox per session from one spec, validated once by
+// Client.Factory. Each sandbox is named after its session id, so the pod name is deterministic
+// and another replica adopts it, and gets the manager's per-session env (WithSessionEnv).
+type KubernetesFactory struct {
+	c    *Client
+	spec config
+}
+
+// Factory validates the options once and returns a factory of sandboxes for image on this client.
+// It refuses WithSandboxID/WithSessionID (each sandbox is named after its session) and the
+// connection options (the Client holds the connection).
+func (c *Client) Factory(image string, opts ...Option) (*KubernetesFactory, error) {
+	spec, err := newSpec(image, opts, specForFactory)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.newSandbox(spec); err != nil { // the checks that need the client
+		return nil, err
+	}
+	return &KubernetesFactory{c: c, spec: spec}, nil
+}
+
+// NewSandbox makes (does not start) the sandbox of session id.
+func (f *KubernetesFactory) NewSandbox(ctx context.Context, id string) (Sandbox, error) {
+	spec := f.spec
+	spec.sandboxID = id
+	if env := sessionEnvFrom(ctx); len(env) > 0 {
+		spec.env = mergeInto(spec.env, env)
+		for k := range env {
+			if !envName.MatchString(k) {
+				return nil, fmt.Errorf("%w: session env name %q", ErrInvalidArgument, k)
+			}
+		}
+	}
+	return f.c.newSandbox(spec)
 }
 
 type sessionEnvKey struct{}
@@ -142,14 +254,58 @@ func (m *SessionManager) envFor(id string) map[string]string {
 	return m.sessionEnv(id)
 }
 
+// Pool returns the warm pool, or nil without WithWarmPool.
+func (m *SessionManager) Pool() *WarmPool { return m.pool }
+
+// Start fills the warm pool (if any) and starts the loop that releases idle sessions and runs the
+// reaper (if any) every cleanup interval. Both run until Shutdown, or until ctx is done. Calling
+// it again is a no-op.
+func (m *SessionManager) Start(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case m.closed:
+		return ErrManagerClosed
+	case m.started:
+		return nil
+	}
+	m.started = true
+	if m.pool != nil {
+		m.pool.start(ctx)
+	}
+	m.bg.do(func(bctx context.Context) {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		stop := context.AfterFunc(bctx, cancel)
+		defer stop()
+		t := time.NewTicker(m.cleanupEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				m.sweep(ctx)
+			}
+		}
+	})
+	return nil
+}
+
 // GetOrCreate returns the session's sandbox, creating and starting it if needed. Exactly one
-// sandbox is made per id however many goroutines ask at once; callers that joined a creation that
-// failed get its error. A live sandbox is returned without
-// any API request; a dead one is stopped and replaced; one whose Start fails is stopped and not
-// kept. Every call counts as activity.
+// sandbox is made per id however many goroutines ask at once. The creation runs on the manager's
+// own context, bounded by the startup timeout, not on any caller's: each caller waits on its own
+// ctx, and a caller that gives up does not fail the others (the session is kept for the next
+// call). Callers that joined a creation that failed get its error. A live sandbox is returned
+// without any API request; a dead one is stopped and replaced; one whose Start fails is stopped
+// and not kept. Every call counts as activity.
 func (m *SessionManager) GetOrCreate(ctx context.Context, id string) (Sandbox, error) {
 	for {
 		m.mu.Lock()
+		if m.closed {
+			m.mu.Unlock()
+			return nil, ErrManagerClosed
+		}
 		e, ok := m.sessions[id]
 		if !ok {
 			if m.maxSessions > 0 && len(m.sessions) >= m.maxSessions {
@@ -158,8 +314,26 @@ func (m *SessionManager) GetOrCreate(ctx context.Context, id string) (Sandbox, e
 			}
 			e = &session{ready: make(chan struct{})}
 			m.sessions[id] = e
+			// values (trace ids, loggers) of the first caller, but none of its cancellation
+			values := context.WithoutCancel(ctx)
+			started := m.bg.do(func(bctx context.Context) {
+				cctx, cancel := context.WithTimeout(values, m.createTimeout)
+				defer cancel()
+				stop := context.AfterFunc(bctx, cancel) // Shutdown cancels creations
+				defer stop()
+				m.create(cctx, id, e)
+			})
+			if !started {
+				delete(m.sessions, id)
+				m.mu.Unlock()
+				return nil, ErrManagerClosed
+			}
 			m.mu.Unlock()
-			m.create(ctx, id, e)
+			select {
+			case <-e.ready:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
 			if e.err != nil {
 				return nil, e.err
 			}
@@ -184,38 +358,72 @@ func (m *SessionManager) GetOrCreate(ctx context.Context, id string) (Sandbox, e
 		}
 		m.mu.Unlock()
 		m.log.Info("session sandbox is dead; replacing it", "session", id)
-		go func() { _ = e.sb.Stop(context.WithoutCancel(ctx)) }()
+		dead := e.sb
+		if !m.bg.do(func(bctx context.Context) { m.stopSandbox(bctx, dead) }) {
+			m.stopSandbox(ctx, dead)
+		}
 	}
 }
 
-// create fills e: adopt or claim a pod, else make one with the factory and start it.
+// stopSandbox stops sb, also when ctx is already cancelled (the manager is shutting down).
+func (m *SessionManager) stopSandbox(ctx context.Context, sb Sandbox) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := sb.Stop(ctx); err != nil {
+		m.log.Warn("could not stop a replaced session's sandbox", "err", err)
+	}
+}
+
+// create fills e: adopt or claim a pod, else make one with the factory and start it. A panic in
+// the factory or a hook becomes the session's error.
 func (m *SessionManager) create(ctx context.Context, id string, e *session) {
-	defer close(e.ready)
 	var sb Sandbox
 	var err error
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("podsandbox: creating session %s panicked: %v", id, r)
+			m.log.Error("session creation panicked", "session", id, "panic", r)
+			if sb != nil {
+				m.stopSandbox(ctx, sb)
+			}
+			sb = nil
+		}
+		if err != nil {
+			e.err = err
+			m.mu.Lock()
+			if m.sessions[id] == e {
+				delete(m.sessions, id)
+			}
+			m.mu.Unlock()
+		} else {
+			sb.Touch()
+			e.sb = sb
+		}
+		close(e.ready)
+	}()
+	env := m.envFor(id)
 	if m.pool != nil {
-		sb, err = m.pool.claimFor(ctx, id, m.envFor(id))
-		if err != nil && !errors.Is(err, ErrPoolEmpty) {
+		var ksb *KubernetesPodSandbox
+		ksb, err = m.pool.Claim(ctx, id, env)
+		switch {
+		case err == nil:
+			sb = ksb
+		case !errors.Is(err, ErrPoolEmpty):
 			m.log.Warn("warm pool claim failed; starting a cold sandbox", "session", id, "err", err)
 		}
 	}
 	if sb == nil {
-		sb, err = m.factory(withSessionEnv(ctx, m.envFor(id)), id)
+		sb, err = m.factory.NewSandbox(withSessionEnv(ctx, env), id)
+		if err == nil && sb == nil {
+			err = fmt.Errorf("podsandbox: the factory returned no sandbox and no error for session %s", id)
+		}
 		if err == nil {
 			if err = sb.Start(ctx); err != nil {
-				_ = sb.Stop(context.WithoutCancel(ctx))
+				m.stopSandbox(ctx, sb)
+				sb = nil
 			}
 		}
 	}
-	if err != nil {
-		e.err = err
-		m.mu.Lock()
-		delete(m.sessions, id)
-		m.mu.Unlock()
-		return
-	}
-	sb.Touch()
-	e.sb = sb
 }
 
 // KeepAlive marks the session as active (for example while an agent is thinking) so idle cleanup
@@ -307,39 +515,17 @@ func (m *SessionManager) CleanupIdle(ctx context.Context, maxIdle time.Duration)
 	return n, errors.Join(errs...)
 }
 
-// StartCleanupLoop runs CleanupIdle (and the reaper, if any) every interval in a goroutine until
-// ctx is done or Shutdown is called. Errors and panics are logged and the loop goes on.
-func (m *SessionManager) StartCleanupLoop(ctx context.Context, interval time.Duration) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.loop != nil {
-		return
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	m.loop, m.loopDone = cancel, done
-	go func() {
-		defer close(done)
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				m.sweep(ctx)
-			}
-		}
-	}()
-}
-
 func (m *SessionManager) sweep(ctx context.Context) {
 	defer func() {
 		if r := recover(); r != nil {
 			m.log.Error("cleanup loop recovered from a panic", "panic", r)
 		}
 	}()
-	n, err := m.CleanupIdle(ctx, 0)
+	// Releases run to their end even when Shutdown cancels the loop: a half-done release would
+	// forget a session whose pod still runs.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	n, err := m.CleanupIdle(rctx, 0)
 	if err != nil {
 		m.log.Error("idle cleanup", "released", n, "err", err)
 	} else if n > 0 {
@@ -354,22 +540,14 @@ func (m *SessionManager) sweep(ctx context.Context) {
 	}
 }
 
-// StopCleanupLoop stops the loop started by StartCleanupLoop and waits for it.
-func (m *SessionManager) StopCleanupLoop() {
-	m.mu.Lock()
-	cancel, done := m.loop, m.loopDone
-	m.loop, m.loopDone = nil, nil
-	m.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
-}
-
-// Shutdown stops the cleanup loop, releases every session concurrently, closes the warm pool, and
-// returns how many sessions it released.
+// Shutdown stops the cleanup loop and cancels creations in progress (waiting for them), releases
+// every session concurrently, deletes the warm pool's unclaimed pods, and returns how many
+// sessions it released. Later calls of GetOrCreate get ErrManagerClosed.
 func (m *SessionManager) Shutdown(ctx context.Context) (int, error) {
-	m.StopCleanupLoop()
+	m.mu.Lock()
+	m.closed = true
+	m.mu.Unlock()
+	m.bg.stop()
 	ids := m.Sessions()
 	var (
 		wg   sync.WaitGroup
@@ -395,7 +573,7 @@ func (m *SessionManager) Shutdown(ctx context.Context) (int, error) {
 	}
 	wg.Wait()
 	if m.pool != nil {
-		if err := m.pool.Close(ctx); err != nil {
+		if err := m.pool.close(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}

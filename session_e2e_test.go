@@ -22,12 +22,35 @@ import (
 	"github.com/podsandbox/podsandbox/internal/e2e"
 )
 
-func managerOpts(t *testing.T, ns string, extra ...podsandbox.Option) []podsandbox.Option {
-	env := e2e.Env(t)
+func managerOpts(ns string, extra ...podsandbox.Option) []podsandbox.Option {
 	return append([]podsandbox.Option{
-		podsandbox.WithRESTConfig(env.Config), podsandbox.WithNamespace(ns), podsandbox.WithImagePullPolicy("Never"),
-		podsandbox.WithResources(denseResources),
+		podsandbox.WithNamespace(ns), podsandbox.WithImagePullPolicy("Never"), podsandbox.WithResources(denseResources),
 	}, extra...)
+}
+
+// newFactory returns a factory of image on a Client of the test's own (closed when it ends).
+func newFactory(t *testing.T, image string, opts ...podsandbox.Option) *podsandbox.KubernetesFactory {
+	t.Helper()
+	f, err := testClient(t, e2e.Env(t).Config).Factory(image, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// newManager returns a manager over f, shut down when the test ends (before its Client closes).
+func newManager(t *testing.T, f podsandbox.Factory, opts ...podsandbox.ManagerOption) *podsandbox.SessionManager {
+	t.Helper()
+	m, err := podsandbox.NewSessionManager(f, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := m.Shutdown(context.Background()); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	return m
 }
 
 func managedPods(t *testing.T, ns, selector string) []corev1.Pod {
@@ -53,8 +76,7 @@ func managedPods(t *testing.T, ns, selector string) []corev1.Pod {
 // Not parallel: it measures 50 pods starting at once on this machine.
 func TestManagerConcurrent(t *testing.T) {
 	ns := e2e.CreateNamespace(t, "psbx-many")
-	m := podsandbox.NewSessionManager(podsandbox.KubernetesFactory(e2e.ImageServer, managerOpts(t, ns, podsandbox.WithStartupTimeout(90*time.Second))...))
-	t.Cleanup(func() { m.Shutdown(context.Background()) })
+	m := newManager(t, newFactory(t, e2e.ImageServer, managerOpts(ns, podsandbox.WithStartupTimeout(90*time.Second))...))
 	ctx := ctxT(t, 3*time.Minute)
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -116,16 +138,14 @@ func TestWarmPool(t *testing.T) {
 		t.Run(string(mode), func(t *testing.T) {
 			t.Parallel()
 			image := modeImage[mode]
-			opts := managerOpts(t, env.Namespace, podsandbox.WithMode(mode))
-			pool, err := podsandbox.NewWarmPool(2, image, opts, podsandbox.WithPoolName("wp-"+string(mode)))
-			if err != nil {
+			f := newFactory(t, image, managerOpts(env.Namespace, podsandbox.WithMode(mode))...)
+			m := newManager(t, f, podsandbox.WithWarmPool(2, podsandbox.WithPoolName("wp-"+string(mode))),
+				podsandbox.WithSessionEnv(func(id string) map[string]string { return map[string]string{"WHO": id} }))
+			ctx := ctxT(t, 3*time.Minute)
+			if err := m.Start(ctx); err != nil {
 				t.Fatal(err)
 			}
-			ctx := ctxT(t, 3*time.Minute)
-			pool.Start(ctx)
-			m := podsandbox.NewSessionManager(podsandbox.KubernetesFactory(image, opts...), podsandbox.WithWarmPool(pool),
-				podsandbox.WithSessionEnv(func(id string) map[string]string { return map[string]string{"WHO": id} }))
-			t.Cleanup(func() { m.Shutdown(context.Background()) })
+			pool := m.Pool()
 			waitFor(t, "2 warm pods", 60*time.Second, func() bool { return pool.Ready() == 2 })
 			if n := len(managedPods(t, env.Namespace, podsandbox.LabelPool+"=wp-"+string(mode))); n != 2 {
 				t.Errorf("%d pool pods visible by label", n)
@@ -186,8 +206,7 @@ func waitFor(t *testing.T, what string, d time.Duration, ok func() bool) {
 func TestReplacedAfterDeletion(t *testing.T) {
 	t.Parallel()
 	env := e2e.Env(t)
-	m := podsandbox.NewSessionManager(podsandbox.KubernetesFactory(e2e.ImageServer, managerOpts(t, env.Namespace)...))
-	t.Cleanup(func() { m.Shutdown(context.Background()) })
+	m := newManager(t, newFactory(t, e2e.ImageServer, managerOpts(env.Namespace)...))
 	ctx := ctxT(t, 2*time.Minute)
 	a, err := m.GetOrCreate(ctx, "replace-me")
 	if err != nil {
@@ -226,7 +245,8 @@ func TestTwoReplicasOnePod(t *testing.T) {
 	var sbs [2]podsandbox.Sandbox
 	var wg sync.WaitGroup
 	for i := range 2 {
-		m := podsandbox.NewSessionManager(podsandbox.KubernetesFactory(e2e.ImageServer, managerOpts(t, ns)...))
+		// two replicas: two Clients, two managers
+		m := newManager(t, newFactory(t, e2e.ImageServer, managerOpts(ns)...))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -273,9 +293,9 @@ func TestCleanupLoopReal(t *testing.T) {
 	t.Parallel()
 	env := e2e.Env(t)
 	var first atomic.Pointer[flakyStop]
-	base := podsandbox.KubernetesFactory(e2e.ImageBusybox, managerOpts(t, env.Namespace, podsandbox.WithMode(podsandbox.ModeAPI), podsandbox.WithIdleTimeout(time.Second))...)
+	base := newFactory(t, e2e.ImageBusybox, managerOpts(env.Namespace, podsandbox.WithMode(podsandbox.ModeAPI), podsandbox.WithIdleTimeout(time.Second))...)
 	factory := func(ctx context.Context, id string) (podsandbox.Sandbox, error) {
-		sb, err := base(ctx, id)
+		sb, err := base.NewSandbox(ctx, id)
 		if err != nil || id != "idle-0" {
 			return sb, err
 		}
@@ -283,9 +303,8 @@ func TestCleanupLoopReal(t *testing.T) {
 		first.Store(f)
 		return f, nil
 	}
-	m := podsandbox.NewSessionManager(factory)
+	m := newManager(t, podsandbox.FactoryFunc(factory), podsandbox.WithCleanupInterval(200*time.Millisecond))
 	ctx := ctxT(t, 2*time.Minute)
-	t.Cleanup(func() { m.Shutdown(context.Background()) })
 	var names []string
 	for i := range 2 {
 		sb, err := m.GetOrCreate(ctx, fmt.Sprintf("idle-%d", i))
@@ -297,7 +316,9 @@ func TestCleanupLoopReal(t *testing.T) {
 		}
 		names = append(names, sb.(*podsandbox.KubernetesPodSandbox).PodName())
 	}
-	m.StartCleanupLoop(ctx, 200*time.Millisecond)
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, "idle sessions released", 30*time.Second, func() bool { return m.Len() == 0 })
 	if f := first.Load(); f == nil || !f.failed.Load() {
 		t.Fatal("the injected error did not happen")
@@ -307,7 +328,6 @@ func TestCleanupLoopReal(t *testing.T) {
 	if podGone(t, names[0]) {
 		t.Error("the pod whose Stop failed is gone: the injected failure did not bite")
 	}
-	m.StopCleanupLoop()
 	first.Load().Sandbox.Stop(ctx)
 }
 
@@ -343,7 +363,7 @@ func TestReaperAfterSIGKILL(t *testing.T) {
 	if n := len(managedPods(t, ns, "")); n != 2 {
 		t.Fatalf("%d managed pods after the kill, want the child's 2", n)
 	}
-	r := podsandbox.NewReaper(env.Client, ns, nil)
+	r := testClient(t, env.Config).Reaper(ns)
 	var latest time.Time
 	for _, p := range managedPods(t, ns, "") {
 		exp, err := time.Parse(time.RFC3339, p.Annotations[podsandbox.AnnotationExpiresAt])

@@ -66,9 +66,20 @@ func (f *memFactory) make(_ context.Context, id string) (Sandbox, error) {
 	return sb, nil
 }
 
+// newManager returns a manager over f's in-memory sandboxes, shut down when the test ends.
+func newManager(t testing.TB, f *memFactory, opts ...ManagerOption) *SessionManager {
+	t.Helper()
+	m, err := NewSessionManager(FactoryFunc(f.make), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = m.Shutdown(context.Background()) })
+	return m
+}
+
 func TestGetOrCreateOnePerID(t *testing.T) {
 	f := &memFactory{delay: 20 * time.Millisecond}
-	m := NewSessionManager(f.make)
+	m := newManager(t, f)
 	var wg sync.WaitGroup
 	got := make([]Sandbox, 1000)
 	for i := range 1000 {
@@ -98,7 +109,7 @@ func TestGetOrCreateOnePerID(t *testing.T) {
 
 func TestDeadSandboxReplaced(t *testing.T) {
 	f := &memFactory{}
-	m := NewSessionManager(f.make)
+	m := newManager(t, f)
 	ctx := context.Background()
 	a, _ := m.GetOrCreate(ctx, "x")
 	a.(*memSandbox).alive.Store(false)
@@ -115,7 +126,7 @@ func TestDeadSandboxReplaced(t *testing.T) {
 func TestFailedStartNotRegistered(t *testing.T) {
 	boom := errors.New("boom")
 	f := &memFactory{failIDs: map[string]error{"bad": boom}}
-	m := NewSessionManager(f.make)
+	m := newManager(t, f)
 	if _, err := m.GetOrCreate(context.Background(), "bad"); !errors.Is(err, boom) {
 		t.Fatalf("err %v", err)
 	}
@@ -126,7 +137,7 @@ func TestFailedStartNotRegistered(t *testing.T) {
 
 func TestSessionLimit(t *testing.T) {
 	f := &memFactory{}
-	m := NewSessionManager(f.make, WithMaxSessions(2))
+	m := newManager(t, f, WithMaxSessions(2))
 	ctx := context.Background()
 	m.GetOrCreate(ctx, "a")
 	m.GetOrCreate(ctx, "b")
@@ -151,7 +162,7 @@ func TestCleanupIdle(t *testing.T) {
 	f := &memFactory{}
 	var released []string
 	var mu sync.Mutex
-	m := NewSessionManager(f.make, WithDefaultIdleTimeout(time.Hour), WithOnRelease(func(id string) {
+	m := newManager(t, f, WithDefaultIdleTimeout(time.Hour), WithOnRelease(func(id string) {
 		mu.Lock()
 		released = append(released, id)
 		mu.Unlock()
@@ -181,10 +192,12 @@ func TestCleanupIdle(t *testing.T) {
 
 func TestCleanupLoopSurvivesErrors(t *testing.T) {
 	f := &memFactory{idle: time.Millisecond, stopErr: errors.New("injected stop failure")}
-	m := NewSessionManager(f.make)
+	m := newManager(t, f, WithCleanupInterval(5*time.Millisecond))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	m.StartCleanupLoop(ctx, 5*time.Millisecond)
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
 	for i := range 3 {
 		if _, err := m.GetOrCreate(ctx, fmt.Sprint(i)); err != nil {
 			t.Fatal(err)
@@ -197,17 +210,18 @@ func TestCleanupLoopSurvivesErrors(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	m.StopCleanupLoop()
 }
 
 func TestShutdown(t *testing.T) {
 	f := &memFactory{}
-	m := NewSessionManager(f.make)
+	m := newManager(t, f)
 	ctx := context.Background()
 	for i := range 10 {
 		m.GetOrCreate(ctx, fmt.Sprint(i))
 	}
-	m.StartCleanupLoop(ctx, time.Hour)
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
 	n, err := m.Shutdown(ctx)
 	if n != 10 || err != nil || m.Len() != 0 {
 		t.Errorf("shutdown %d %v", n, err)
@@ -217,7 +231,7 @@ func TestShutdown(t *testing.T) {
 // BenchmarkGetOrCreateLive measures the hot path: a live session, no API request.
 func BenchmarkGetOrCreateLive(b *testing.B) {
 	f := &memFactory{}
-	m := NewSessionManager(f.make)
+	m := newManager(b, f)
 	ctx := context.Background()
 	m.GetOrCreate(ctx, "s")
 	b.ReportAllocs()
@@ -231,7 +245,7 @@ func BenchmarkGetOrCreateLive(b *testing.B) {
 // BenchmarkCleanupSweep10k measures one idle sweep over 10 000 sessions (none idle).
 func BenchmarkCleanupSweep10k(b *testing.B) {
 	f := &memFactory{}
-	m := NewSessionManager(f.make)
+	m := newManager(b, f)
 	ctx := context.Background()
 	for i := range 10_000 {
 		m.GetOrCreate(ctx, fmt.Sprint(i))

@@ -32,7 +32,20 @@ func (s *KubernetesPodSandbox) waitUsable(ctx context.Context, t0 time.Time) (*c
 		logged    = map[string]bool{}
 	)
 	probeCtx, stopProbe := context.WithCancel(ctx)
-	defer stopProbe()
+	probeDone := make(chan struct{})
+	defer func() {
+		stopProbe()
+		if probing {
+			<-probeDone
+			select {
+			case tr := <-healthy: // the probe answered just as the wait ended another way
+				if s.tr != tr {
+					tr.close()
+				}
+			default:
+			}
+		}
+	}()
 	for {
 		p := sub.pod()
 		switch {
@@ -55,7 +68,10 @@ func (s *KubernetesPodSandbox) waitUsable(ctx context.Context, t0 time.Time) (*c
 				}
 				if s.cfg.mode == ModeHTTP && !probing && containerRunning(p) && p.Status.PodIP != "" {
 					probing = true
-					go s.probeHealth(probeCtx, p.Status.PodIP, healthy)
+					go func() {
+						defer close(probeDone)
+						s.probeHealth(probeCtx, p.Status.PodIP, healthy)
+					}()
 				}
 			}
 		}

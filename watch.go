@@ -7,31 +7,20 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	coreinformers "k8s.io/client-go/informers/core/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 )
 
-// sharedWatchers keeps one pod informer per (client, namespace), shared by every sandbox in that
-// namespace: Start waits on its events instead of polling, and IsAlive reads its cache instead of
-// sending a GET. It watches only pods labelled managed-by=podsandbox and stops when the last
-// subscriber leaves.
-var sharedWatchers = &watcherRegistry{m: map[watcherKey]*podWatcher{}}
-
-type watcherKey struct {
-	client kubernetes.Interface
-	ns     string
-}
-
-type watcherRegistry struct {
-	mu sync.Mutex
-	m  map[watcherKey]*podWatcher
-}
-
+// podWatcher is a Client's one pod informer for a namespace, shared by every sandbox in it: Start
+// waits on its events instead of polling, and IsAlive reads its cache instead of sending a GET. It
+// watches only pods labelled managed-by=podsandbox, runs while it has subscribers, and its
+// goroutine is waited for when it stops.
 type podWatcher struct {
-	key      watcherKey
+	c        *Client
+	ns       string
 	informer cache.SharedIndexInformer
 	cancel   context.CancelFunc
-	refs     int // guarded by the registry's mu
+	done     chan struct{} // closed when the informer has returned
+	refs     int           // guarded by the client's mu
 
 	mu   sync.Mutex
 	subs map[string]map[*podSubscription]struct{}
@@ -45,16 +34,31 @@ type podSubscription struct {
 	once sync.Once
 }
 
-func (r *watcherRegistry) subscribe(cs kubernetes.Interface, ns, name string) *podSubscription {
-	r.mu.Lock()
-	k := watcherKey{cs, ns}
-	w := r.m[k]
-	if w == nil {
-		w = newPodWatcher(k)
-		r.m[k] = w
-	}
-	w.refs++
-	r.mu.Unlock()
+func newPodWatcher(c *Client, ns string) *podWatcher {
+	inf := coreinformers.NewFilteredPodInformer(c.cs, ns, 0, cache.Indexers{}, func(o *metav1.ListOptions) {
+		o.LabelSelector = LabelManagedBy + "=" + ManagedByValue
+	})
+	_ = inf.SetTransform(func(obj any) (any, error) {
+		if p, ok := obj.(*corev1.Pod); ok {
+			p.ManagedFields = nil
+		}
+		return obj, nil
+	})
+	ctx, cancel := context.WithCancel(context.Background()) // the watcher's own lifetime: cancel stops it
+	w := &podWatcher{c: c, ns: ns, informer: inf, cancel: cancel, done: make(chan struct{}), subs: map[string]map[*podSubscription]struct{}{}}
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    w.onEvent,
+		UpdateFunc: func(_, n any) { w.onEvent(n) },
+		DeleteFunc: w.onEvent,
+	})
+	go func() {
+		defer close(w.done)
+		inf.RunWithContext(ctx)
+	}()
+	return w
+}
+
+func (w *podWatcher) subscribe(name string) *podSubscription {
 	sub := &podSubscription{w: w, name: name, ch: make(chan struct{}, 1)}
 	w.mu.Lock()
 	if w.subs[name] == nil {
@@ -64,27 +68,6 @@ func (r *watcherRegistry) subscribe(cs kubernetes.Interface, ns, name string) *p
 	w.mu.Unlock()
 	sub.notify() // let the first wait look at the cache at once
 	return sub
-}
-
-func newPodWatcher(k watcherKey) *podWatcher {
-	inf := coreinformers.NewFilteredPodInformer(k.client, k.ns, 0, cache.Indexers{}, func(o *metav1.ListOptions) {
-		o.LabelSelector = LabelManagedBy + "=" + ManagedByValue
-	})
-	_ = inf.SetTransform(func(obj any) (any, error) {
-		if p, ok := obj.(*corev1.Pod); ok {
-			p.ManagedFields = nil
-		}
-		return obj, nil
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	w := &podWatcher{key: k, informer: inf, cancel: cancel, subs: map[string]map[*podSubscription]struct{}{}}
-	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    w.onEvent,
-		UpdateFunc: func(_, n any) { w.onEvent(n) },
-		DeleteFunc: w.onEvent,
-	})
-	go inf.RunWithContext(ctx)
-	return w
 }
 
 func (w *podWatcher) onEvent(obj any) {
@@ -119,13 +102,14 @@ func (s *podSubscription) waitSynced(ctx context.Context) bool {
 
 // pod returns the cached pod, or nil when it does not exist (or the cache has not synced).
 func (s *podSubscription) pod() *corev1.Pod {
-	obj, ok, err := s.w.informer.GetStore().GetByKey(s.w.key.ns + "/" + s.name)
+	obj, ok, err := s.w.informer.GetStore().GetByKey(s.w.ns + "/" + s.name)
 	if err != nil || !ok {
 		return nil
 	}
 	return obj.(*corev1.Pod)
 }
 
+// close ends the subscription; the last one stops the watch.
 func (s *podSubscription) close() {
 	s.once.Do(func() {
 		w := s.w
@@ -135,12 +119,6 @@ func (s *podSubscription) close() {
 			delete(w.subs, s.name)
 		}
 		w.mu.Unlock()
-		sharedWatchers.mu.Lock()
-		w.refs--
-		if w.refs == 0 {
-			delete(sharedWatchers.m, w.key)
-			w.cancel()
-		}
-		sharedWatchers.mu.Unlock()
+		w.c.unsubscribe(w)
 	})
 }

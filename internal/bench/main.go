@@ -69,6 +69,7 @@ type bench struct {
 	kubeconfig string
 	cfg        *rest.Config
 	cs         *kubernetes.Clientset
+	client     *podsandbox.Client // every sandbox, factory and pool of the bench is made from it
 	ns         string
 	libLog     *slog.Logger
 	table      *Table
@@ -204,7 +205,10 @@ func (b *bench) setup() error {
 	}
 	cfg.QPS, cfg.Burst = 200, 400
 	b.cfg = cfg
-	b.cs, err = kubernetes.NewForConfig(cfg)
+	if b.cs, err = kubernetes.NewForConfig(cfg); err != nil {
+		return err
+	}
+	b.client, err = podsandbox.NewClient(cfg, podsandbox.WithClientset(b.cs), podsandbox.WithClientLogger(b.libLog))
 	return err
 }
 
@@ -225,12 +229,15 @@ func (b *bench) checkCluster(ctx context.Context) error {
 }
 
 func (b *bench) cleanup() {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if b.client != nil {
+		_ = b.client.Close(ctx)
+	}
 	if b.ns == "" {
 		return
 	}
 	b.progress("deleting namespace %s", b.ns)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
 	if err := b.deleteNamespace(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: deleting namespace %s: %v (delete it by hand: kubectl delete ns %s)\n", b.ns, err, b.ns)
 	}
@@ -416,8 +423,8 @@ func osName() string {
 	return runtime.GOOS
 }
 
-// sandboxOptions are the options every podsandbox sandbox of the bench uses: one shared
-// clientset (so the library's shared pod watch is shared, as in a long-running server), images
+// sandboxOptions are the options every podsandbox sandbox of the bench uses (all are made from
+// one Client, so the library's pod watch is shared, as in a long-running server): images
 // side-loaded (pull policy Never), no CPU request (see the header): the kubectl baseline pods have
 // none either, and other users' pods on the shared 2-core node must not make ours Unschedulable.
 func (b *bench) sandboxOptions(mode podsandbox.Mode, extra ...podsandbox.Option) []podsandbox.Option {
@@ -427,8 +434,6 @@ func (b *bench) sandboxOptions(mode podsandbox.Mode, extra ...podsandbox.Option)
 	}
 	return append([]podsandbox.Option{
 		podsandbox.WithNamespace(b.ns),
-		podsandbox.WithRESTConfig(b.cfg),
-		podsandbox.WithClientset(b.cs),
 		podsandbox.WithMode(mode),
 		podsandbox.WithImagePullPolicy(corev1.PullNever),
 		podsandbox.WithResources(res),

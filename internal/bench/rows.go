@@ -31,15 +31,15 @@ type sharedPods struct {
 func (b *bench) startSharedPods(ctx context.Context) (*sharedPods, error) {
 	p := &sharedPods{}
 	var err error
-	if p.ip, err = podsandbox.NewKubernetesPodSandbox(e2e.ImageServer, b.sandboxOptions(podsandbox.ModeHTTP,
+	if p.ip, err = b.client.NewSandbox(e2e.ImageServer, b.sandboxOptions(podsandbox.ModeHTTP,
 		podsandbox.WithSandboxID("bench-http"), podsandbox.WithReach(podsandbox.ReachPodIP))...); err != nil {
 		return nil, err
 	}
-	if p.proxy, err = podsandbox.NewKubernetesPodSandbox(e2e.ImageServer, b.sandboxOptions(podsandbox.ModeHTTP,
+	if p.proxy, err = b.client.NewSandbox(e2e.ImageServer, b.sandboxOptions(podsandbox.ModeHTTP,
 		podsandbox.WithSandboxID("bench-http"), podsandbox.WithReach(podsandbox.ReachProxy))...); err != nil {
 		return nil, err
 	}
-	if p.api, err = podsandbox.NewKubernetesPodSandbox(e2e.ImageBusybox, b.sandboxOptions(podsandbox.ModeAPI,
+	if p.api, err = b.client.NewSandbox(e2e.ImageBusybox, b.sandboxOptions(podsandbox.ModeAPI,
 		podsandbox.WithSandboxID("bench-api"))...); err != nil {
 		return nil, err
 	}
@@ -285,7 +285,7 @@ func (b *bench) rowColdStart(ctx context.Context, blk *Block) error {
 	library := func(key, image string, mode podsandbox.Mode, extra ...podsandbox.Option) func(ctx context.Context) (float64, error) {
 		return func(ctx context.Context) (float64, error) {
 			opts := append([]podsandbox.Option{podsandbox.WithSandboxID(fmt.Sprintf("cold-%s-%d", key, next(key)))}, extra...)
-			sb, err := podsandbox.NewKubernetesPodSandbox(image, b.sandboxOptions(mode, opts...)...)
+			sb, err := b.client.NewSandbox(image, b.sandboxOptions(mode, opts...)...)
 			if err != nil {
 				return 0, err
 			}
@@ -386,12 +386,19 @@ func (b *bench) rowWarmPool(ctx context.Context, blk *Block) error {
 	}
 	cleanup := context.WithoutCancel(ctx)
 	for _, m := range modes {
-		pool, err := podsandbox.NewWarmPool(b.opt.poolSize, m.image, b.sandboxOptions(m.mode, m.extra...),
-			podsandbox.WithPoolName("bench-"+m.key), podsandbox.WithPoolLogger(b.libLog))
+		factory, err := b.client.Factory(m.image, b.sandboxOptions(m.mode, m.extra...)...)
 		if err != nil {
 			return err
 		}
-		pool.Start(ctx)
+		mgr, err := podsandbox.NewSessionManager(factory, podsandbox.WithWarmPool(b.opt.poolSize, podsandbox.WithPoolName("bench-"+m.key)),
+			podsandbox.WithManagerLogger(b.libLog))
+		if err != nil {
+			return err
+		}
+		if err := mgr.Start(ctx); err != nil {
+			return err
+		}
+		pool := mgr.Pool()
 		v := &variant{name: "warm " + m.key}
 		var claims, execs []float64 // the two parts of each sample
 		var prev string
@@ -401,7 +408,7 @@ func (b *bench) rowWarmPool(ctx context.Context, blk *Block) error {
 				err = b.waitPodsGone(ctx, prev)
 			}
 			if err != nil {
-				_ = pool.Close(cleanup)
+				_, _ = mgr.Shutdown(cleanup)
 				if ctx.Err() != nil {
 					return errInterrupted
 				}
@@ -432,7 +439,7 @@ func (b *bench) rowWarmPool(ctx context.Context, blk *Block) error {
 				execs = append(execs, (d - dClaim).Seconds())
 			}
 		}
-		_ = pool.Close(cleanup)
+		_, _ = mgr.Shutdown(cleanup)
 		_ = poll(cleanup, 2*time.Minute, 200*time.Millisecond, func() (bool, error) {
 			l, err := b.cs.CoreV1().Pods(b.ns).List(cleanup, metav1.ListOptions{LabelSelector: podsandbox.LabelPool + "=bench-" + m.key})
 			return err == nil && len(l.Items) == 0, nil
@@ -470,8 +477,14 @@ func (b *bench) rowWarmPool(ctx context.Context, blk *Block) error {
 // rowSessions is row 6: many sessions at once through one SessionManager.
 func (b *bench) rowSessions(ctx context.Context, blk *Block) error {
 	n := b.opt.sessions
-	factory := podsandbox.KubernetesFactory(e2e.ImageServer, b.sandboxOptions(podsandbox.ModeHTTP, podsandbox.WithReach(podsandbox.ReachPodIP))...)
-	mgr := podsandbox.NewSessionManager(factory, podsandbox.WithManagerLogger(b.libLog))
+	factory, err := b.client.Factory(e2e.ImageServer, b.sandboxOptions(podsandbox.ModeHTTP, podsandbox.WithReach(podsandbox.ReachPodIP))...)
+	if err != nil {
+		return err
+	}
+	mgr, err := podsandbox.NewSessionManager(factory, podsandbox.WithManagerLogger(b.libLog))
+	if err != nil {
+		return err
+	}
 	rctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	v := &variant{name: "sessions"}

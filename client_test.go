@@ -1,0 +1,158 @@
+package podsandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// TestClientSharesOneWatch: sandboxes made from one Client share one pod watch per namespace,
+// which stops when the last of them stops; Close leaves nothing running.
+func TestClientSharesOneWatch(t *testing.T) {
+	cs := fakeClient()
+	kubelet(cs, corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}, corev1.PodRunning)
+	c := fakeClientFor(t, cs)
+	f, err := c.Factory("img", WithMode(ModeAPI), WithNamespace("ns1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var sbs []Sandbox
+	for i := range 5 {
+		sb, err := f.NewSandbox(ctx, fmt.Sprint("user-", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sb.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		sbs = append(sbs, sb)
+	}
+	watches := 0
+	for _, a := range cs.Actions() {
+		if a.GetVerb() == "watch" && a.GetResource().Resource == "pods" {
+			watches++
+		}
+	}
+	if watches != 1 || c.watches() != 1 {
+		t.Errorf("5 sandboxes opened %d pod watches (%d running), want 1", watches, c.watches())
+	}
+	for _, sb := range sbs {
+		if err := sb.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c.watches() != 0 {
+		t.Errorf("%d watches still running after every sandbox stopped", c.watches())
+	}
+	if err := c.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.NewSandbox("img", WithMode(ModeAPI)); err != nil {
+		t.Fatal(err) // making is fine; starting is refused
+	}
+	sb, _ := c.NewSandbox("img", WithMode(ModeAPI))
+	if err := sb.Start(ctx); !errors.Is(err, ErrClientClosed) {
+		t.Errorf("Start after Close: %v", err)
+	}
+}
+
+// TestManagerRefuses: contradictory manager options are errors, not panics in a goroutine.
+func TestManagerRefuses(t *testing.T) {
+	f := FactoryFunc((&memFactory{}).make)
+	for name, opts := range map[string][]ManagerOption{
+		"cleanup interval 0":     {WithCleanupInterval(0)},
+		"negative max sessions":  {WithMaxSessions(-1)},
+		"idle 0":                 {WithDefaultIdleTimeout(0)},
+		"pool size 0":            {WithWarmPool(0)},
+		"pool without k8s":       {WithWarmPool(2)},
+		"nil reaper":             {WithReaper(nil)},
+		"pool name not a label":  {WithWarmPool(1, WithPoolName("no spaces"))},
+		"pool ttl below minimum": {WithWarmPool(1, WithPoolTTL(time.Millisecond))},
+	} {
+		if _, err := NewSessionManager(f, opts...); !errors.Is(err, ErrInvalidArgument) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, err := NewSessionManager(nil); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("nil factory: %v", err)
+	}
+}
+
+// TestGetOrCreateDetachedFromCaller: a caller that gives up does not fail the creation it started;
+// the others get the sandbox, and so does the next call.
+func TestGetOrCreateDetachedFromCaller(t *testing.T) {
+	release := make(chan struct{})
+	f := &memFactory{}
+	m := newManager(t, f)
+	m.factory = FactoryFunc(func(ctx context.Context, id string) (Sandbox, error) {
+		<-release
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return f.make(ctx, id)
+	})
+	first, cancelFirst := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var firstErr, secondErr error
+	var got Sandbox
+	wg.Go(func() { _, firstErr = m.GetOrCreate(first, "s") })
+	for !m.Has("s") {
+		time.Sleep(time.Millisecond)
+	}
+	wg.Go(func() { got, secondErr = m.GetOrCreate(context.Background(), "s") })
+	cancelFirst()
+	close(release)
+	wg.Wait()
+	if !errors.Is(firstErr, context.Canceled) {
+		t.Errorf("the first caller: %v", firstErr)
+	}
+	if secondErr != nil || got == nil {
+		t.Fatalf("the joined caller got the first caller's cancellation: %v", secondErr)
+	}
+	if again, err := m.GetOrCreate(context.Background(), "s"); err != nil || again != got {
+		t.Errorf("next call: %v", err)
+	}
+	if f.calls.Load() != 1 {
+		t.Errorf("%d creations", f.calls.Load())
+	}
+}
+
+// TestShutdownCancelsCreation: Shutdown does not wait for a creation stuck on a slow start; the
+// creation's context is cancelled and later calls are refused.
+func TestShutdownCancelsCreation(t *testing.T) {
+	m := newManager(t, &memFactory{})
+	started := make(chan struct{})
+	m.factory = FactoryFunc(func(ctx context.Context, id string) (Sandbox, error) {
+		close(started)
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	errc := make(chan error, 1)
+	go func() { _, err := m.GetOrCreate(context.Background(), "slow"); errc <- err }()
+	<-started
+	if _, err := m.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Errorf("the waiting caller: %v", err)
+	}
+	if _, err := m.GetOrCreate(context.Background(), "x"); !errors.Is(err, ErrManagerClosed) {
+		t.Errorf("after Shutdown: %v", err)
+	}
+}
+
+// TestFactoryPanicIsAnError: a panicking factory fails the session, not the process.
+func TestFactoryPanicIsAnError(t *testing.T) {
+	m := newManager(t, &memFactory{})
+	m.factory = FactoryFunc(func(context.Context, string) (Sandbox, error) { panic("boom") })
+	if _, err := m.GetOrCreate(context.Background(), "p"); err == nil || m.Has("p") {
+		t.Errorf("panic: %v, kept %v", err, m.Has("p"))
+	}
+}
