@@ -1,0 +1,474 @@
+package scale
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/podsandbox/podsandbox"
+)
+
+// poolName is the warm pool's name (label podsandbox.io/pool) in the pool scenario.
+const poolName = "scale"
+
+// newClient returns a library Client whose API requests counter counts.
+func (r *runner) newClient(counter *Counter) (*podsandbox.Client, error) {
+	c, err := podsandbox.NewClient(r.cfg.REST,
+		podsandbox.WithClientTransportWrapper(counter.Wrap),
+		podsandbox.WithClientLogger(r.lib))
+	if err != nil {
+		return nil, fmt.Errorf("scale: new client: %w", err)
+	}
+	if rc := c.RESTConfig(); rc != nil {
+		r.res.QPS, r.res.Burst = rc.QPS, rc.Burst
+	}
+	return c, nil
+}
+
+// factory returns a factory of API-mode sandboxes placed on the fake nodes (tolerating their
+// taint, selecting their label): no command ever runs in them.
+func (r *runner) factory(c *podsandbox.Client, ns, scenario string, extra ...podsandbox.Option) (podsandbox.Factory, error) {
+	opts := append([]podsandbox.Option{
+		podsandbox.WithNamespace(ns),
+		podsandbox.WithMode(podsandbox.ModeAPI),
+		podsandbox.WithTolerations(corev1.Toleration{Key: FakeNodeKey, Operator: corev1.TolerationOpEqual,
+			Value: FakeNodeValue, Effect: corev1.TaintEffectNoSchedule}),
+		podsandbox.WithNodeSelector(map[string]string{FakeNodeKey: FakeNodeValue}),
+		podsandbox.WithResources(podResources),
+		podsandbox.WithStartupTimeout(3 * time.Minute),
+		podsandbox.WithLabels(map[string]string{LabelScenario: scenario}),
+	}, extra...)
+	f, err := c.Factory(r.cfg.Image, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("scale: factory: %w", err)
+	}
+	return f, nil
+}
+
+// scrape reads the API server's metrics; a failure is a problem, not an error, and gives nil.
+func (r *runner) scrape(ctx context.Context) Metrics {
+	m, err := Scrape(ctx, r.cs)
+	if err != nil {
+		r.problem("%v", err)
+	}
+	return m
+}
+
+// firstErrors keeps the first few errors of many concurrent calls, for the report.
+type firstErrors struct {
+	mu   sync.Mutex
+	n    int
+	errs []string
+}
+
+func (f *firstErrors) add(format string, args ...any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n++
+	if len(f.errs) < 3 {
+		f.errs = append(f.errs, fmt.Sprintf(format, args...))
+	}
+}
+
+// progress logs every tenth of n.
+func (r *runner) progress(what string, done *atomic.Int64, n int, t0 time.Time) {
+	if d := done.Add(1); n >= 10 && d%int64(n/10) == 0 {
+		r.cfg.logf("%s: %d/%d after %s", what, d, n, time.Since(t0).Round(100*time.Millisecond))
+	}
+}
+
+// sessions is the sessions scenario: N GetOrCreate calls, Concurrency at a time, on one Client
+// and one SessionManager. The manager is not started (no pool, no idle sweep) and its sandboxes
+// keep their pods when stopped, so the reap scenario finds every pod still there.
+func (r *runner) sessions(ctx context.Context) error {
+	n := r.cfg.Sessions
+	ns, err := r.createNamespace(ctx, "sessions")
+	if err != nil {
+		return err
+	}
+	r.nsSessions = ns
+	m0 := r.scrape(ctx) // before the Client exists: its pod watch is not open yet
+	var counter Counter
+	c, err := r.newClient(&counter)
+	if err != nil {
+		return err
+	}
+	r.clientA = c
+	f, err := r.factory(c, ns, "sessions", podsandbox.WithIdleTimeout(r.cfg.IdleTimeout), podsandbox.WithDeleteOnStop(false))
+	if err != nil {
+		return err
+	}
+	m, err := podsandbox.NewSessionManager(f, podsandbox.WithMaxSessions(0))
+	if err != nil {
+		return fmt.Errorf("scale: session manager: %w", err)
+	}
+	res := &SessionsResult{N: n, Concurrency: r.cfg.Concurrency}
+	r.res.Sessions = res
+	res.HeapBefore = heap()
+	r.cfg.logf("sessions: %d GetOrCreate, %d at a time, in %s", n, r.cfg.Concurrency, ns)
+
+	lat := make([]time.Duration, n)
+	var errs firstErrors
+	var done atomic.Int64
+	t0 := time.Now()
+	parallel(ctx, n, r.cfg.Concurrency, func(i int) {
+		t := time.Now()
+		if _, err := m.GetOrCreate(ctx, sessionID(i)); err != nil {
+			errs.add("session %d: %v", i, err)
+			return
+		}
+		lat[i] = time.Since(t)
+		r.progress("sessions", &done, n, t0)
+	})
+	res.Wall = time.Since(t0).Seconds()
+	m1 := r.scrape(ctx)
+	res.Requests = counter.Snapshot()
+	res.HeapAfter = heap() // the manager's sessions and the Client's pod cache, both still alive
+	res.Latency = distOf(lat)
+	res.Failed = n - int(done.Load()) // failed, or not started because ctx ended
+	if m0 != nil && m1 != nil {
+		res.Server = podLatencies(m0, m1)
+		res.ServerPodWatches = podWatches(m1) - podWatches(m0)
+		res.Rejected = rejected(m1) - rejected(m0)
+	}
+	if res.Failed > 0 {
+		r.problem("sessions: %d of %d GetOrCreate failed: %v", res.Failed, n, errs.errs)
+	}
+	r.cfg.logf("sessions: %d ready in %.1fs (p50 %.3fs, p99 %.3fs), %d requests",
+		res.Latency.N, res.Wall, res.Latency.P50, res.Latency.P99, res.Requests.Total())
+
+	// Stopping detaches every sandbox (their pods stay: WithDeleteOnStop(false)); the Client is
+	// closed later, as if the process had been killed.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if _, err := m.Shutdown(sctx); err != nil {
+		r.problem("sessions: Shutdown: %v", err)
+	}
+	return nil
+}
+
+func sessionID(i int) string { return fmt.Sprintf("scale-%05d", i) }
+
+// informer is the informer scenario: a fresh Client's first GetOrCreate in the namespace of the
+// sessions' pods. Its pod watch lists every pod before the new one can be seen Ready.
+func (r *runner) informer(ctx context.Context) error {
+	ns := r.nsSessions
+	pods, err := r.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+	if err != nil {
+		return fmt.Errorf("scale: informer: listing pods: %w", err)
+	}
+	res := &InformerResult{Pods: len(pods.Items)}
+	pods = nil
+	r.res.Informer = res
+	var counter Counter
+	h0 := heap()
+	c, err := r.newClient(&counter)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if err := c.Close(cctx); err != nil {
+			r.problem("informer: Close: %v", err)
+		}
+	}()
+	f, err := r.factory(c, ns, "informer", podsandbox.WithIdleTimeout(r.cfg.IdleTimeout))
+	if err != nil {
+		return err
+	}
+	m, err := podsandbox.NewSessionManager(f, podsandbox.WithMaxSessions(0))
+	if err != nil {
+		return fmt.Errorf("scale: session manager: %w", err)
+	}
+	t0 := time.Now()
+	_, err = m.GetOrCreate(ctx, "informer-probe")
+	res.First = time.Since(t0).Seconds()
+	res.HeapDelta = int64(heap()) - int64(h0)
+	res.Requests = counter.Snapshot()
+	runtime.KeepAlive(m)
+	if err != nil {
+		r.problem("informer: GetOrCreate: %v", err)
+	}
+	r.cfg.logf("informer: first GetOrCreate among %d pods in %.2fs, heap %+.1f MiB", res.Pods, res.First, float64(res.HeapDelta)/(1<<20))
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if _, err := m.Shutdown(sctx); err != nil {
+		r.problem("informer: Shutdown: %v", err)
+	}
+	return nil
+}
+
+// claim is one session of the pool scenario and the pod that serves it.
+type claim struct {
+	session, pod string
+}
+
+// pool is the pool scenario: Managers session managers, each with its own Client and a share
+// of PoolSize warm pods (one pool name), started at once; when every warm pod is Ready, each
+// manager claims as many sessions as its share, all managers at once.
+func (r *runner) pool(ctx context.Context) error {
+	ns, err := r.createNamespace(ctx, "pool")
+	if err != nil {
+		return err
+	}
+	k := r.cfg.Managers
+	sizes := split(r.cfg.PoolSize, k)
+	res := &PoolResult{Size: r.cfg.PoolSize, Managers: k, Sizes: sizes}
+	r.res.Pool = res
+	counters := make([]Counter, k)
+	clients := make([]*podsandbox.Client, 0, k)
+	managers := make([]*podsandbox.SessionManager, 0, k)
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		t0 := time.Now()
+		var wg sync.WaitGroup
+		for _, m := range managers {
+			wg.Go(func() {
+				if _, err := m.Shutdown(cctx); err != nil {
+					r.problem("pool: Shutdown: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		res.Shutdown = time.Since(t0).Seconds()
+		for _, c := range clients {
+			if err := c.Close(cctx); err != nil {
+				r.problem("pool: Close: %v", err)
+			}
+		}
+	}()
+	for i := range k {
+		c, err := r.newClient(&counters[i])
+		if err != nil {
+			return err
+		}
+		clients = append(clients, c)
+		f, err := r.factory(c, ns, "pool")
+		if err != nil {
+			return err
+		}
+		m, err := podsandbox.NewSessionManager(f,
+			podsandbox.WithWarmPool(sizes[i], podsandbox.WithPoolName(poolName)),
+			podsandbox.WithMaxSessions(0))
+		if err != nil {
+			return fmt.Errorf("scale: session manager: %w", err)
+		}
+		managers = append(managers, m)
+	}
+	total := func() Counts {
+		var sum Counts
+		for i := range counters {
+			sum = sum.Add(counters[i].Snapshot())
+		}
+		return sum
+	}
+	ready := func() int {
+		n := 0
+		for _, m := range managers {
+			n += m.Pool().Ready()
+		}
+		return n
+	}
+
+	r.cfg.logf("pool: %d warm pods over %d managers %v, in %s", r.cfg.PoolSize, k, sizes, ns)
+	t0 := time.Now()
+	for _, m := range managers {
+		if err := m.Start(ctx); err != nil {
+			return fmt.Errorf("scale: pool: Start: %w", err)
+		}
+	}
+	timeout := max(2*time.Minute, time.Duration(r.cfg.PoolSize)*200*time.Millisecond)
+	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
+		return ready() >= r.cfg.PoolSize, nil
+	})
+	if err != nil {
+		r.problem("pool: only %d of %d warm pods ready after %s", ready(), r.cfg.PoolSize, time.Since(t0).Round(time.Second))
+		return nil
+	}
+	res.Fill = time.Since(t0).Seconds()
+	res.FillRequests = total()
+	r.cfg.logf("pool: %d warm pods ready in %.1fs", r.cfg.PoolSize, res.Fill)
+
+	s0 := r.scrape(ctx)
+	claims := make([][]claim, k)
+	lat := make([][]time.Duration, k)
+	var errs firstErrors
+	t1 := time.Now()
+	var wg sync.WaitGroup
+	for i, m := range managers {
+		claims[i] = make([]claim, sizes[i])
+		lat[i] = make([]time.Duration, sizes[i])
+		conc := min(max(r.cfg.Concurrency/k, 1), max(sizes[i], 1))
+		wg.Go(func() {
+			parallel(ctx, sizes[i], conc, func(j int) {
+				id := fmt.Sprintf("claim-%d-%05d", i, j)
+				t := time.Now()
+				sb, err := m.GetOrCreate(ctx, id)
+				if err != nil {
+					errs.add("%s: %v", id, err)
+					return
+				}
+				lat[i][j] = time.Since(t)
+				pn, _ := sb.(interface{ PodName() string })
+				if pn == nil {
+					errs.add("%s: the sandbox (%T) does not name its pod", id, sb)
+					return
+				}
+				claims[i][j] = claim{session: id, pod: pn.PodName()}
+			})
+		})
+	}
+	wg.Wait()
+	res.ClaimWall = time.Since(t1).Seconds()
+	s1 := r.scrape(ctx)
+	res.ClaimRequests = total().Sub(res.FillRequests)
+	var all []claim
+	var allLat []time.Duration
+	for i := range k {
+		for j, c := range claims[i] {
+			if c.pod != "" {
+				all = append(all, c)
+				allLat = append(allLat, lat[i][j])
+			}
+		}
+	}
+	res.Claims, res.Failed = len(all), errs.n
+	res.ClaimLatency = distOf(allLat)
+	if s0 != nil && s1 != nil {
+		res.Server = podLatencies(s0, s1)
+		res.Rejected = rejected(s1) - rejected(s0)
+	}
+	if errs.n > 0 {
+		r.problem("pool: %d claims failed: %v", errs.n, errs.errs)
+	}
+	if err := r.verifyClaims(ctx, ns, all, res); err != nil {
+		return err
+	}
+	r.cfg.logf("pool: %d claims (%d warm, %d cold, %d duplicates) in %.2fs, p50 %.3fs",
+		res.Claims, res.Warm, res.Cold, res.Duplicates, res.ClaimWall, res.ClaimLatency.P50)
+	return nil
+}
+
+// verifyClaims checks that every claimed pod serves exactly one session, the one its sandbox-id
+// annotation names, by pod UID, and counts warm (pool) and cold claims.
+func (r *runner) verifyClaims(ctx context.Context, ns string, all []claim, res *PoolResult) error {
+	pods, err := r.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("scale: pool: listing pods: %w", err)
+	}
+	byName := map[string]*corev1.Pod{}
+	for i := range pods.Items {
+		byName[pods.Items[i].Name] = &pods.Items[i]
+	}
+	byUID := map[string][]string{}
+	for _, c := range all {
+		p := byName[c.pod]
+		if p == nil {
+			r.problem("pool: the pod %s of session %s does not exist", c.pod, c.session)
+			continue
+		}
+		byUID[string(p.UID)] = append(byUID[string(p.UID)], c.session)
+		if got := p.Annotations[podsandbox.AnnotationSandboxID]; got != c.session {
+			res.Duplicates++
+			r.problem("pool: pod %s serves session %s but its annotation names %q", c.pod, c.session, got)
+		}
+		if p.Labels[podsandbox.LabelPool] == poolName {
+			res.Warm++
+		} else {
+			res.Cold++
+		}
+	}
+	for uid, ss := range byUID {
+		if len(ss) > 1 {
+			res.Duplicates += len(ss) - 1
+			r.problem("pool: pod UID %s serves %d sessions: %v", uid, len(ss), ss)
+		}
+	}
+	return nil
+}
+
+// reap is the reap scenario: the sessions' Client is gone; once every pod's expiry has passed, a
+// fresh Client's Reaper sweeps the namespace.
+func (r *runner) reap(ctx context.Context) error {
+	ns := r.nsSessions
+	pods, err := r.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("scale: reap: listing pods: %w", err)
+	}
+	var latest time.Time
+	expired := 0
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil {
+			continue // on its way out already (the informer scenario's own pod)
+		}
+		expired++
+		t, err := time.Parse(time.RFC3339, p.Annotations[podsandbox.AnnotationExpiresAt])
+		if err != nil {
+			r.problem("reap: pod %s has no valid %s annotation", p.Name, podsandbox.AnnotationExpiresAt)
+			continue
+		}
+		if t.After(latest) {
+			latest = t
+		}
+	}
+	res := &ReapResult{Expired: expired}
+	r.res.Reap = res
+	pods = nil
+	if d := time.Until(latest) + time.Second; d > 0 {
+		r.cfg.logf("reap: waiting %s until the last of %d pods has expired", d.Round(time.Second), res.Expired)
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	var counter Counter
+	c, err := r.newClient(&counter)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if err := c.Close(cctx); err != nil {
+			r.problem("reap: Close: %v", err)
+		}
+	}()
+	s0 := r.scrape(ctx)
+	t0 := time.Now()
+	rr, err := c.Reaper(ns).Reap(ctx)
+	res.Took = time.Since(t0).Seconds()
+	s1 := r.scrape(ctx)
+	res.Deleted, res.Secrets = rr.Pods, rr.Secrets
+	res.Requests = counter.Snapshot()
+	if s0 != nil && s1 != nil {
+		res.Server = podLatencies(s0, s1)
+		res.Rejected = rejected(s1) - rejected(s0)
+	}
+	if err != nil {
+		res.Err = err.Error()
+		r.problem("reap: %v", err)
+	}
+	if res.Deleted != res.Expired {
+		r.problem("reap: %d of %d expired pods deleted", res.Deleted, res.Expired)
+	}
+	r.cfg.logf("reap: %d pods deleted in %.1fs; waiting until they are gone", res.Deleted, res.Took)
+	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
+		l, err := r.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{Limit: 1})
+		return err == nil && len(l.Items) == 0, nil
+	})
+	res.Gone = time.Since(t0).Seconds()
+	if err != nil {
+		r.problem("reap: pods still there %s after Reap started", time.Since(t0).Round(time.Second))
+	}
+	return nil
+}
