@@ -12,6 +12,7 @@ import (
 	"maps"
 	"math"
 	"path"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,6 +31,7 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/streaming/pkg/httpstream"
 
+	"github.com/podsandbox/podsandbox/internal/ere"
 	"github.com/podsandbox/podsandbox/internal/fileops"
 )
 
@@ -508,7 +510,9 @@ func globFilter(pattern, root string, files []string) []fileops.Entry {
 
 // grepScript lists the candidate files (NUL-terminated), an empty record, then grep's output for
 // them. The pattern and include glob arrive as arguments; grep gets the pattern after -e and the
-// files after --, so nothing the caller sends is read as an option or as shell text.
+// files after --, so nothing the caller sends is read as an option or as shell text. grep runs in
+// the C locale, where the byte-level pattern of ere.Prefilter is meant to be read, and where GNU
+// grep does not take a file that is not valid UTF-8 for binary (the python image sets C.UTF-8).
 const grepScript = `root=$1 pat=$2 inc=$3 hid=$4
 [ -e "$root" ] || exit 3
 if [ -d "$root" ]; then
@@ -516,11 +520,22 @@ if [ -d "$root" ]; then
   else find "$root/" -mindepth 1 -name '.*' -prune -o -type f -name "$inc" -print0 2>/dev/null; fi
 else printf '%s\0' "$root"; fi > "/tmp/.psbx-grep.$$"
 cat "/tmp/.psbx-grep.$$"; printf '\0'
-xargs -0 grep -nHE -e "$pat" -- < "/tmp/.psbx-grep.$$" 2>/dev/null
+LC_ALL=C xargs -0 grep -nHE -e "$pat" -- < "/tmp/.psbx-grep.$$" 2>/dev/null
 rm -f "/tmp/.psbx-grep.$$"
 exit 0`
 
+// grep runs grep -E with ere.Prefilter's form of the pattern, which selects every line Go's regexp
+// matches and possibly more, then keeps the lines Go's regexp matches: the lines the in-pod server
+// selects, also in files that are not valid UTF-8 (where Go reads each invalid byte as U+FFFD).
 func (t *apiTransport) grep(ctx context.Context, pattern, root, glob string, hidden bool) ([]GrepMatch, error) {
+	pre, err := ere.Prefilter(pattern)
+	if err != nil {
+		return nil, fmt.Errorf("%w: grep pattern: %v", ErrInvalidArgument, err)
+	}
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return nil, fmt.Errorf("%w: grep pattern: %v", ErrInvalidArgument, err)
+	}
 	inc := glob
 	if inc == "" {
 		inc = "*"
@@ -529,69 +544,20 @@ func (t *apiTransport) grep(ctx context.Context, pattern, root, glob string, hid
 	if hidden {
 		h = "1"
 	}
-	out, errb, code, err := t.script(ctx, grepScript, nil, searchTimeout, root, posixPattern(pattern), inc, h)
+	out, errb, code, err := t.script(ctx, grepScript, nil, searchTimeout, root, pre, inc, h)
 	if err != nil {
 		return nil, err
 	}
 	if code != 0 {
 		return nil, pathErr("grep", root, code, errb)
 	}
-	return parseGrep(out), nil
+	return parseGrep(out, re), nil
 }
 
-// perlClasses are the RE2 (Perl) class escapes grep -E lacks, as POSIX bracket expressions: outside
-// a bracket, and inside one.
-var perlClasses = map[byte][2]string{
-	'd': {"[[:digit:]]", "[:digit:]"}, 'D': {"[^[:digit:]]", ""},
-	's': {"[[:space:]]", "[:space:]"}, 'S': {"[^[:space:]]", ""},
-	'w': {"[[:alnum:]_]", "[:alnum:]_"}, 'W': {"[^[:alnum:]_]", ""},
-}
-
-// posixPattern rewrites \d \s \w (and their negations outside brackets) for grep -E, so the API
-// transport matches what the in-pod server's Go regexp matches.
-func posixPattern(p string) string {
-	var b strings.Builder
-	inBracket := false
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		switch {
-		case c == '\\' && i+1 < len(p):
-			if rep, ok := perlClasses[p[i+1]]; ok && (!inBracket || rep[1] != "") {
-				if inBracket {
-					b.WriteString(rep[1])
-				} else {
-					b.WriteString(rep[0])
-				}
-				i++
-				continue
-			}
-			b.WriteByte(c)
-			b.WriteByte(p[i+1])
-			i++
-			continue
-		case c == '[' && !inBracket:
-			inBracket = true
-			b.WriteByte(c)
-			if i+1 < len(p) && p[i+1] == '^' {
-				b.WriteByte('^')
-				i++
-			}
-			if i+1 < len(p) && p[i+1] == ']' { // a leading ] is literal
-				b.WriteByte(']')
-				i++
-			}
-			continue
-		case c == ']' && inBracket:
-			inBracket = false
-		}
-		b.WriteByte(c)
-	}
-	return b.String()
-}
-
-// parseGrep splits the file list from grep's "path:line:text" output. Paths are recognised by the
-// list, so a ":" inside a file name does not confuse the parse.
-func parseGrep(out []byte) []GrepMatch {
+// parseGrep splits the file list from grep's "path:line:text" output and keeps the lines that re
+// matches (all of them if re is nil). Paths are recognised by the list, so a ":" inside a file
+// name does not confuse the parse.
+func parseGrep(out []byte, re *regexp.Regexp) []GrepMatch {
 	list, body, _ := bytes.Cut(out, []byte{0, 0})
 	known := map[string]bool{}
 	for _, f := range strings.Split(string(list), "\x00") {
@@ -614,6 +580,9 @@ func parseGrep(out []byte) []GrepMatch {
 			n, err := strconv.Atoi(rest[:j])
 			if err != nil {
 				continue
+			}
+			if re != nil && !re.MatchString(rest[j+1:]) {
+				break
 			}
 			ms = append(ms, GrepMatch{Path: line[:i], LineNumber: n, Line: strings.ToValidUTF8(rest[j+1:], "\uFFFD")})
 			break

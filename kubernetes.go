@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/podsandbox/podsandbox/internal/ere"
 	"github.com/podsandbox/podsandbox/internal/fileops"
 	"github.com/podsandbox/podsandbox/internal/wire"
 )
@@ -658,6 +659,8 @@ func (s *KubernetesPodSandbox) GlobInfo(ctx context.Context, pattern, path strin
 
 // GrepRaw searches file contents for a regular expression. The pattern is data, never shell or
 // option text: patterns starting with "-", quotes, "$()" and newlines are searched for as written.
+// It is Go's RE2 syntax; what grep -E in an API-mode pod cannot search for alike (Unicode classes
+// such as \pL, NUL bytes) is refused with ErrInvalidArgument on every transport.
 func (s *KubernetesPodSandbox) GrepRaw(ctx context.Context, pattern string, opts GrepOptions) ([]GrepMatch, error) {
 	s.Touch()
 	tr, err := s.transportFor()
@@ -669,6 +672,9 @@ func (s *KubernetesPodSandbox) GrepRaw(ctx context.Context, pattern string, opts
 	}
 	if strings.ContainsAny(pattern, "\n\r") {
 		return nil, fmt.Errorf("%w: grep matches within one line; the pattern has a line break", ErrInvalidArgument)
+	}
+	if _, err := ere.Translate(pattern); err != nil { // first: it names a backreference as such
+		return nil, fmt.Errorf("%w: grep pattern: %v", ErrInvalidArgument, err)
 	}
 	if _, err := regexp.Compile(pattern); err != nil {
 		return nil, fmt.Errorf("%w: grep pattern: %v", ErrInvalidArgument, err)
