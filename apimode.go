@@ -19,6 +19,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -584,12 +585,31 @@ func parseGrep(out []byte, re *regexp.Regexp) []GrepMatch {
 			if re != nil && !re.MatchString(rest[j+1:]) {
 				break
 			}
-			ms = append(ms, GrepMatch{Path: line[:i], LineNumber: n, Line: strings.ToValidUTF8(rest[j+1:], "\uFFFD")})
+			ms = append(ms, GrepMatch{Path: line[:i], LineNumber: n, Line: jsonText(rest[j+1:])})
 			break
 		}
 	}
 	fileops.SortGrep(ms, func(m GrepMatch) (string, int) { return m.Path, m.LineNumber })
 	return ms
+}
+
+// jsonText is s as the in-pod server's JSON answer carries it: every byte that is not part of valid
+// UTF-8 becomes U+FFFD (strings.ToValidUTF8 would make one U+FFFD of a run of them).
+func jsonText(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			b.WriteRune(utf8.RuneError)
+		} else {
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }
 
 func (t *apiTransport) exists(ctx context.Context, p string) (bool, error) {

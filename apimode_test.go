@@ -2,6 +2,7 @@ package podsandbox
 
 import (
 	"bytes"
+	"encoding/json"
 	"regexp"
 	"testing"
 )
@@ -70,6 +71,26 @@ func TestParseGrep(t *testing.T) {
 	// The lines grep selected with the prefilter are checked again with Go's regexp.
 	if got := parseGrep([]byte(out), regexp.MustCompile(`^.$`)); len(got) != 1 || got[0] != want[1] {
 		t.Errorf("kept by ^.$: %+v", got)
+	}
+}
+
+// TestJSONText: a line that is not valid UTF-8 reads as in HTTP mode, whose JSON makes every
+// invalid byte a U+FFFD.
+func TestJSONText(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"plain é", "plain é"},
+		{"caf\xe9\xe8", "caf\uFFFD\uFFFD"},
+		{"\xe2\x82a", "\uFFFD\uFFFDa"},
+		{"\xed\xa0\x80", "\uFFFD\uFFFD\uFFFD"},
+	} {
+		if got := jsonText(c.in); got != c.want {
+			t.Errorf("jsonText(%q) = %q, want %q", c.in, got, c.want)
+		}
+		b, _ := json.Marshal(c.in)
+		var viaJSON string
+		if err := json.Unmarshal(b, &viaJSON); err != nil || viaJSON != c.want {
+			t.Errorf("%q through JSON: %q, %v", c.in, viaJSON, err)
+		}
 	}
 }
 
