@@ -34,11 +34,15 @@ type Client struct {
 
 	// podHTTP carries pod-IP and port-forward requests: keep-alive connections to many pods.
 	podHTTP *http.Transport
+	// apiHTTP is the authenticated client of API requests and pods/proxy (nil without a config).
+	// HTTP/2, as client-go negotiates: HTTP/1.1 streamed bulk output through pods/proxy faster,
+	// but about 3% of its responses on reused connections ended early (unexpected EOF) in tests
+	// against kube-apiserver v1.36; HTTP/2 had none.
+	apiHTTP *http.Client
 
-	mu        sync.Mutex
-	closed    bool
-	watchers  map[string]*podWatcher // by namespace; a watcher runs while it has subscribers
-	proxyHTTP *http.Client           // pods/proxy, made on first use
+	mu       sync.Mutex
+	closed   bool
+	watchers map[string]*podWatcher // by namespace; a watcher runs while it has subscribers
 }
 
 // ClientOption configures a Client.
@@ -124,8 +128,17 @@ func NewClient(cfg *rest.Config, opts ...ClientOption) (*Client, error) {
 		}
 		c.rest = cfg
 	}
+	if c.rest != nil {
+		// one authenticated HTTP client for API requests and pods/proxy, so Close can drop its
+		// idle connections
+		hc, err := rest.HTTPClientFor(c.rest)
+		if err != nil {
+			return nil, fmt.Errorf("podsandbox: kubernetes client: %w", err)
+		}
+		c.apiHTTP = hc
+	}
 	if c.cs == nil {
-		cs, err := kubernetes.NewForConfig(c.rest)
+		cs, err := kubernetes.NewForConfigAndClient(c.rest, c.apiHTTP)
 		if err != nil {
 			return nil, fmt.Errorf("podsandbox: kubernetes client: %w", err)
 		}
@@ -182,7 +195,6 @@ func (c *Client) Close(ctx context.Context) error {
 	c.closed = true
 	ws := c.watchers
 	c.watchers = map[string]*podWatcher{}
-	proxy := c.proxyHTTP
 	c.mu.Unlock()
 	for _, w := range ws {
 		w.cancel()
@@ -195,37 +207,19 @@ func (c *Client) Close(ctx context.Context) error {
 			err = fmt.Errorf("podsandbox: closing the client: pod watch of %s still running: %w", w.ns, ctx.Err())
 		}
 	}
-	c.closeIdle(proxy)
+	c.podHTTP.CloseIdleConnections()
+	if c.apiHTTP != nil {
+		utilnet.CloseIdleConnectionsFor(c.apiHTTP.Transport)
+	}
 	return err
 }
 
-// closeIdle closes the idle keep-alive connections of the Client's HTTP clients.
-func (c *Client) closeIdle(proxy *http.Client) {
-	c.podHTTP.CloseIdleConnections()
-	if proxy != nil {
-		utilnet.CloseIdleConnectionsFor(proxy.Transport)
-	}
-}
-
-// proxyClient returns the authenticated HTTP client for pods/proxy, made once.
+// proxyClient returns the authenticated HTTP client for pods/proxy.
 func (c *Client) proxyClient() (*http.Client, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.proxyHTTP != nil {
-		return c.proxyHTTP, nil
-	}
-	if c.rest == nil {
+	if c.apiHTTP == nil {
 		return nil, fmt.Errorf("%w: pods/proxy needs a REST configuration: give NewClient one", ErrInvalidArgument)
 	}
-	// HTTP/2, as client-go negotiates. HTTP/1.1 streamed bulk output faster through the proxy, but
-	// about 3% of responses on reused connections ended early (unexpected EOF) in tests against
-	// kube-apiserver v1.36; HTTP/2 had none.
-	hc, err := rest.HTTPClientFor(c.rest)
-	if err != nil {
-		return nil, fmt.Errorf("podsandbox: pods/proxy client: %w", err)
-	}
-	c.proxyHTTP = hc
-	return hc, nil
+	return c.apiHTTP, nil
 }
 
 // subscribe follows one pod through the namespace's shared watch, starting the watch for its first

@@ -1,14 +1,18 @@
 package podsandbox
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/rest"
 )
 
 // TestClientSharesOneWatch: sandboxes made from one Client share one pod watch per namespace,
@@ -154,5 +158,51 @@ func TestFactoryPanicIsAnError(t *testing.T) {
 	m.factory = FactoryFunc(func(context.Context, string) (Sandbox, error) { panic("boom") })
 	if _, err := m.GetOrCreate(context.Background(), "p"); err == nil || m.Has("p") {
 		t.Errorf("panic: %v, kept %v", err, m.Has("p"))
+	}
+}
+
+// TestClientOptions: QPS is checked and applied; a sandbox logs through its own logger, else its
+// Client's.
+func TestClientOptions(t *testing.T) {
+	if _, err := NewClient(&rest.Config{Host: "https://127.0.0.1:1"}, WithQPS(0, 1)); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("zero QPS: %v", err)
+	}
+	c, err := NewClient(&rest.Config{Host: "https://127.0.0.1:1"}, WithQPS(7, 9))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := c.RESTConfig(); cfg.QPS != 7 || cfg.Burst != 9 {
+		t.Errorf("QPS %v burst %d", cfg.QPS, cfg.Burst)
+	}
+	if cfg := c.RESTConfig(); cfg == c.rest {
+		t.Error("RESTConfig must return a copy")
+	}
+	_ = c.Close(t.Context())
+
+	var clientLog, sbLog bytes.Buffer
+	cs := fakeClient()
+	kubelet(cs, corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}, corev1.PodRunning)
+	lc, err := NewClient(&rest.Config{Host: "https://127.0.0.1:1"}, WithClientset(cs),
+		WithClientLogger(slog.New(slog.NewTextHandler(&clientLog, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lc.Close(t.Context())
+	ctx := t.Context()
+	a, _ := lc.NewSandbox("img", WithMode(ModeAPI), WithSandboxID("by-client"))
+	b, _ := lc.NewSandbox("img", WithMode(ModeAPI), WithSandboxID("by-own"), WithLogger(slog.New(slog.NewTextHandler(&sbLog, nil))))
+	for _, sb := range []*KubernetesPodSandbox{a, b} {
+		if err := sb.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := sb.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !strings.Contains(clientLog.String(), "sandbox=by-client") || strings.Contains(clientLog.String(), "by-own") {
+		t.Errorf("client log: %s", clientLog.String())
+	}
+	if !strings.Contains(sbLog.String(), "sandbox=by-own") {
+		t.Errorf("sandbox log: %s", sbLog.String())
 	}
 }

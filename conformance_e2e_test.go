@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -117,6 +118,11 @@ var conformance = []struct {
 		r = mustExec(t, sb, "head -c 300000 /dev/zero | tr '\\0' y", podsandbox.WithOutputLimit(10), podsandbox.WithStdout(&all))
 		if r.Output != "yyyyyyyyyy" || !r.Truncated || all.Len() != 300000 {
 			t.Errorf("output %q truncated %v streamed %d", r.Output, r.Truncated, all.Len())
+		}
+		var errs bytes.Buffer
+		r = mustExec(t, sb, "head -c 200000 /dev/zero | tr '\\0' e >&2; echo out", podsandbox.WithOutputLimit(10), podsandbox.WithStderr(&errs))
+		if !r.Truncated || errs.Len() != 200000 || strings.Trim(errs.String(), "e") != "" {
+			t.Errorf("stderr: truncated %v streamed %d", r.Truncated, errs.Len())
 		}
 		if r := mustExec(t, sb, "head -c 100000 /dev/zero | tr '\\0' z"); r.Truncated || len(r.Output) != 100000 {
 			t.Errorf("exactly at the limit: truncated %v len %d", r.Truncated, len(r.Output))
@@ -405,6 +411,55 @@ var conformance = []struct {
 			t.Errorf("missing path: %v %v", ms, err)
 		}
 	}},
+	{"grep: one regex dialect", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, dir string) {
+		// Go's RE2 syntax on every transport: API mode runs grep -E on a translation (internal/ere)
+		// and checks its lines with Go's regexp. Line 8 is Latin-1, not UTF-8: Go reads its last
+		// byte as U+FFFD, which "." matches.
+		ctx := ctxT(t, 60*time.Second)
+		f := dir + "/d.txt"
+		mustWrite(t, sb, f, []byte("foo\nFOO bar\nfoobar\naaaa\nélan\nx1\n-v dash\ncaf\xe9\n\u212a\n\\1 (a)a\n"))
+		lines := func(ms []podsandbox.GrepMatch) string {
+			var s []string
+			for _, m := range ms {
+				s = append(s, strconv.Itoa(m.LineNumber))
+			}
+			return strings.Join(s, " ")
+		}
+		for _, c := range []struct{ pattern, want string }{
+			{`(?i)foo`, "1 2 3"},
+			{`a+?`, "2 3 4 5 8 10"},
+			{`[\D]1`, "6 10"},
+			{`(?:foo)bar`, "3"},
+			{`^foo$`, "1"},
+			{`\Afoo\z`, "1"},
+			{`^(foo|aaaa)$`, "1 4"},
+			{`bar$|^-`, "2 3 7"},
+			{`-v`, "7"},
+			{`--`, ""},
+			{`\bbar`, "2"},
+			{`^.{4}$`, "4 5 8"},
+			{`caf.$`, "8"},
+			{`(?i)k`, "9"},
+			{`[^\x00-\x7f]`, "5 8 9"},
+			{`\\1`, "10"},
+			{`\(a\)a|x{2}`, "10"},
+			{`(^a|b)?a{3}`, "4"},
+		} {
+			ms, err := sb.GrepRaw(ctx, c.pattern, podsandbox.GrepOptions{Path: f})
+			if err != nil || lines(ms) != c.want {
+				t.Errorf("grep %q = %q, %v; want lines %q", c.pattern, lines(ms), err, c.want)
+			}
+		}
+		// What grep -E cannot search for alike is refused on every transport, before any search.
+		for _, p := range []string{`(a)\1`, `\pL+é`, `\p{Greek}`, `(^-|1)+`, `\B`, `a\x00`} {
+			if ms, err := sb.GrepRaw(ctx, p, podsandbox.GrepOptions{Path: f}); !errors.Is(err, podsandbox.ErrInvalidArgument) {
+				t.Errorf("grep %q = %+v, %v; want ErrInvalidArgument", p, ms, err)
+			}
+		}
+		if _, err := sb.GrepRaw(ctx, `(a)\1`, podsandbox.GrepOptions{Path: f}); err == nil || !strings.Contains(err.Error(), "backreference") {
+			t.Errorf("a backreference is refused as such: %v", err)
+		}
+	}},
 	{"exists", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, dir string) {
 		ctx := ctxT(t, 30*time.Second)
 		mustWrite(t, sb, dir+"/f", []byte("x"))
@@ -496,6 +551,12 @@ func TestTransportsAgree(t *testing.T) {
 			rec("glob", g, err)
 			m, err := sb.GrepRaw(ctx, "TODO", podsandbox.GrepOptions{Path: d})
 			rec("grep", m, err)
+			_, err = sb.Write(ctx, d+"/enc.txt", []byte("caf\xe9\xe8\ncafé\nCAFÉ\n"))
+			rec("write latin-1", err)
+			for _, p := range []string{`(?i)café`, `caf..`, `^.{4}$`, `[^\x00-\x7f]`, `\pL+é`, `(a)\1`} {
+				m, err = sb.GrepRaw(ctx, p, podsandbox.GrepOptions{Path: d + "/enc.txt"})
+				rec("grep", p, m, errors.Is(err, podsandbox.ErrInvalidArgument))
+			}
 			e, err := sb.Edit(ctx, d+"/x/a.py", "return 1", "return 2", false)
 			rec("edit", e, err)
 			_, err = sb.Edit(ctx, d+"/x/a.py", "nope", "x", false)

@@ -144,6 +144,8 @@ authentication:
 authorization: {mode: AlwaysAllow}
 clusterDomain: cluster.local
 podCIDR: $POD_CIDR
+# the scale e2e test runs 200 sandbox pods at once (the /24 pod CIDR has 253 addresses)
+maxPods: 250
 resolvConf: ""
 enforceNodeAllocatable: []
 cgroupsPerQOS: true

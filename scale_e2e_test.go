@@ -1,0 +1,232 @@
+//go:build e2e
+
+package podsandbox_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/podsandbox/podsandbox"
+	"github.com/podsandbox/podsandbox/internal/e2e"
+)
+
+// countingTransport counts API requests by "VERB resource" (GET of one object and LIST are
+// both GET: the path tells them apart well enough for a bound).
+type countingTransport struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	n    map[string]int
+	all  atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	kind := "other"
+	for i, p := range parts {
+		if p == "namespaces" && i+2 < len(parts) {
+			kind = parts[i+2]
+			if i+4 < len(parts) {
+				kind += "/" + parts[i+4]
+			}
+		}
+	}
+	verb := r.Method
+	if r.URL.Query().Get("watch") == "true" {
+		verb = "WATCH"
+	}
+	c.mu.Lock()
+	c.n[verb+" "+kind]++
+	c.mu.Unlock()
+	c.all.Add(1)
+	return c.next.RoundTrip(r)
+}
+
+func (c *countingTransport) snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range c.n {
+		out[k] = v
+	}
+	return out
+}
+
+// podWatches reads the API server's own count of namespace-scoped pod WATCH requests in flight.
+func podWatches(t *testing.T) int {
+	t.Helper()
+	env := e2e.Env(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	raw, err := env.Client.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		t.Fatalf("reading the API server's /metrics: %v", err)
+	}
+	total, seen := 0.0, false
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		l := sc.Text()
+		if !strings.HasPrefix(l, "apiserver_longrunning_requests{") || !strings.Contains(l, `resource="pods"`) ||
+			!strings.Contains(l, `verb="WATCH"`) || !strings.Contains(l, `scope="namespace"`) || strings.Contains(l, `subresource="`) && !strings.Contains(l, `subresource=""`) {
+			continue
+		}
+		f := strings.Fields(l)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			t.Fatalf("metrics line %q: %v", l, err)
+		}
+		total += v
+		seen = true
+	}
+	if !seen {
+		return 0 // no such series: no namespace-scoped pod watch at all
+	}
+	return int(total)
+}
+
+func heapAlloc() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// TestScale200Sessions: 200 API-mode sessions through one manager made from one Client open
+// exactly one pod WATCH on the API server, cost a bounded number of API requests each and at most
+// 50 KiB of heap each, and leave no WATCH and no goroutine behind after Shutdown and Close.
+// Not parallel: it reads process-wide and API-server-wide figures.
+func TestScale200Sessions(t *testing.T) {
+	const n = 200
+	env := e2e.Env(t)
+	ns := e2e.CreateNamespace(t, "psbx-scale")
+	ctx := ctxT(t, 6*time.Minute)
+
+	watchesBefore := podWatches(t)
+	leaks := goleak.IgnoreCurrent()
+	heapBefore := heapAlloc()
+
+	counter := &countingTransport{n: map[string]int{}}
+	c, err := podsandbox.NewClient(env.Config, podsandbox.WithClientTransportWrapper(func(rt http.RoundTripper) http.RoundTripper {
+		counter.next = rt
+		return counter
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			_ = c.Close(context.Background())
+		}
+	})
+	tiny := corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1m"), corev1.ResourceMemory: resource.MustParse("8Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
+	}
+	f, err := c.Factory(e2e.ImageBusybox, podsandbox.WithMode(podsandbox.ModeAPI), podsandbox.WithNamespace(ns),
+		podsandbox.WithImagePullPolicy(corev1.PullNever), podsandbox.WithResources(tiny), podsandbox.WithStartupTimeout(4*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := podsandbox.NewSessionManager(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shut := false
+	t.Cleanup(func() {
+		if !shut {
+			_, _ = m.Shutdown(context.Background())
+		}
+	})
+
+	start := time.Now()
+	sem := make(chan struct{}, 32)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if _, err := m.GetOrCreate(ctx, fmt.Sprintf("user-%03d", i)); err != nil {
+				errs <- fmt.Errorf("session %d: %w", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	created := time.Since(start)
+	reqs := counter.all.Load()
+	during := podWatches(t) - watchesBefore
+	heapDuring := heapAlloc()
+	perSession := (float64(heapDuring) - float64(heapBefore)) / n
+	t.Logf("%d sessions live after %s; API requests %d (%.2f per GetOrCreate): %v", n, created.Round(time.Millisecond), reqs, float64(reqs)/n, counter.snapshot())
+	t.Logf("pod WATCHes on the API server: %d more than before; heap %.1f KiB per live session", during, perSession/1024)
+	if during != 1 {
+		t.Errorf("%d namespace-scoped pod WATCHes for one client and one namespace, want 1", during)
+	}
+	// Per GetOrCreate: one pod POST; once per client: the watch's LIST and WATCH.
+	if limit := int64(n) + 10; reqs > limit {
+		t.Errorf("%d API requests for %d sessions, want at most %d", reqs, n, limit)
+	}
+	if perSession > 50*1024 {
+		t.Errorf("heap per live session %.1f KiB, want ≤ 50 KiB", perSession/1024)
+	}
+
+	// A live session is served from memory: no API request.
+	before := counter.all.Load()
+	for i := range n {
+		if _, err := m.GetOrCreate(ctx, fmt.Sprintf("user-%03d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := counter.all.Load() - before; d != 0 {
+		t.Errorf("%d API requests to look up %d live sessions", d, n)
+	}
+	// Spot check that the sessions work.
+	for _, i := range []int{0, n / 2, n - 1} {
+		sb, _ := m.GetOrCreate(ctx, fmt.Sprintf("user-%03d", i))
+		if r, err := sb.Execute(ctx, "echo ok"); err != nil || r.Stdout != "ok\n" {
+			t.Errorf("session %d: %+v %v", i, r, err)
+		}
+	}
+
+	released, err := m.Shutdown(ctx)
+	shut = true
+	if err != nil || released != n {
+		t.Errorf("Shutdown released %d: %v", released, err)
+	}
+	if err := c.Close(ctx); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	closed = true
+	waitFor(t, "no pod WATCH of ours on the API server", 20*time.Second, func() bool { return podWatches(t) == watchesBefore })
+	if err := goleak.Find(leaks); err != nil {
+		t.Errorf("goroutines left after Shutdown and Close: %v", err)
+	}
+	if left := len(managedPods(t, ns, "")); left != 0 {
+		t.Errorf("%d pods left after Shutdown", left)
+	}
+}
