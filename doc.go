@@ -4,10 +4,19 @@
 // SessionManager and console toolset (see the toolset package), with warm pools, a reaper, and two
 // transports that give identical results.
 //
+// # Client
+//
+// A Client (NewClient) is the one owner of a connection to a cluster: the clientset, one pod
+// watch per namespace shared by every sandbox, factory, warm pool and reaper made from it, the
+// HTTP clients, and their goroutines. Make one per process and cluster; Close it last. The package
+// keeps no global state.
+//
 // # Sandboxes
 //
-// NewKubernetesPodSandbox prepares a sandbox (no network I/O); Start creates the pod and waits for
-// it with a watch, failing early with a *StartupError when the pod cannot start (missing image,
+// Client.NewSandbox (or NewKubernetesPodSandbox, for one sandbox with a private Client) folds the
+// options into one spec and validates it as a whole: a contradiction is an error that says what
+// to change. No network I/O happens until Start, which creates the pod and waits for it with the
+// shared watch, failing early with a *StartupError when the pod cannot start (missing image,
 // crash, unschedulable, OOM). Stop deletes it. Failures are Go errors for errors.Is and errors.As;
 // a command that exits non-zero is a result, not an error.
 //
@@ -22,9 +31,11 @@
 //
 // # Sessions
 //
-// SessionManager keeps one sandbox per session id, adopts pods made by other replicas, can claim
-// ready pods from a WarmPool in milliseconds, releases idle sessions in a cleanup loop, and runs a
-// Reaper that deletes expired podsandbox pods even when the process that made them was killed.
+// SessionManager keeps one sandbox per session id from a Factory (Client.Factory), adopts pods
+// made by other replicas, claims ready pods from a warm pool built from the same spec
+// (WithWarmPool) in milliseconds, releases idle sessions in a cleanup loop, and runs a Reaper that
+// deletes expired podsandbox pods even when the process that made them was killed. It owns its
+// goroutines: Shutdown cancels and waits for all of them.
 //
 // # Permissions
 //
