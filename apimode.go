@@ -24,7 +24,6 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
@@ -40,7 +39,7 @@ import (
 // refused (kubectl's predicate, from k8s.io/streaming: the deprecated apimachinery copy never
 // matches and would silently disable the fallback).
 //
-// The three protocol traps of pods/exec (kubernetes-notes §1.5) are handled here:
+// The three protocol traps of pods/exec are handled here:
 //   - silent stdout truncation: every run ends with a random end marker on stdout and stderr; a run
 //     whose marker is missing is reported as ErrOutputIncomplete, never as a short result;
 //   - the hang when a background child keeps stdout open: once both markers have arrived the
@@ -78,10 +77,10 @@ func (h debugLevel) WithGroup(g string) slog.Handler { return debugLevel{h.Handl
 const waitDelay = 500 * time.Millisecond
 
 func newAPITransport(s *KubernetesPodSandbox) *apiTransport {
-	cs, err := kubernetes.NewForConfig(s.rest)
 	t := &apiTransport{s: s, rest: s.rest, logger: logr.FromSlogHandler(debugLevel{s.log.Handler()})}
-	if err == nil {
-		t.client = cs.CoreV1().RESTClient()
+	// A fake clientset has no REST client (a nil *rest.RESTClient in a non-nil interface).
+	if rc, ok := s.client.CoreV1().RESTClient().(*rest.RESTClient); ok && rc != nil {
+		t.client = rc
 	}
 	return t
 }
