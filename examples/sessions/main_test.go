@@ -133,8 +133,14 @@ func TestSessionsIdleCleanup(t *testing.T) {
 	defer srv.Close()
 	c := &Client{Base: srv.URL, HTTP: srv.Client()}
 
+	// carol claims a warm pod: a cold start slower than the 3 s idle timeout (a busy cluster) would
+	// have its pod reaped while it starts, since a new pod's expiry is its creation plus the idle
+	// timeout.
+	if err := waitWarm(ctx, svc, 1, 3*time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	r, err := c.Exec(ctx, "carol", "echo hi")
-	if err != nil || r.ExitCode != 0 {
+	if err != nil || r.ExitCode != 0 || !r.Warm {
 		t.Fatalf("%+v %v\n%s", r, err, buf.String())
 	}
 	deadline := time.Now().Add(30 * time.Second)
