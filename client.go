@@ -54,7 +54,6 @@ type clientConfig struct {
 	qps       float32
 	burst     int
 	wrap      func(http.RoundTripper) http.RoundTripper
-	noDefault bool // NewKubernetesPodSandbox's private client: cfg already resolved
 }
 
 // WithClientset makes the Client send its API requests through cs (a fake clientset in tests, or
@@ -90,7 +89,9 @@ func WithQPS(qps float32, burst int) ClientOption {
 }
 
 // WithClientTransportWrapper wraps the HTTP transport of every API request the Client sends: for
-// counting requests, tracing, or adding headers.
+// counting requests, tracing, or adding headers. fn is called once for each transport the Client
+// builds (API requests, every pods/exec stream), so it must return a new wrapper each time rather
+// than change a shared one.
 func WithClientTransportWrapper(fn func(http.RoundTripper) http.RoundTripper) ClientOption {
 	return func(c *clientConfig) error { c.wrap = fn; return nil }
 }
@@ -207,11 +208,16 @@ func (c *Client) Close(ctx context.Context) error {
 			err = fmt.Errorf("podsandbox: closing the client: pod watch of %s still running: %w", w.ns, ctx.Err())
 		}
 	}
+	c.closeIdle()
+	return err
+}
+
+// closeIdle closes the idle keep-alive connections of the Client's HTTP clients.
+func (c *Client) closeIdle() {
 	c.podHTTP.CloseIdleConnections()
 	if c.apiHTTP != nil {
 		utilnet.CloseIdleConnectionsFor(c.apiHTTP.Transport)
 	}
-	return err
 }
 
 // proxyClient returns the authenticated HTTP client for pods/proxy.

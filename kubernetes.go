@@ -37,6 +37,7 @@ type KubernetesPodSandbox struct {
 	podName string
 	cfg     config
 	kc      *Client              // the owner of the connection, the shared watch and HTTP clients
+	ownsKC  bool                 // kc is private (NewKubernetesPodSandbox): Stop drops its idle connections
 	client  kubernetes.Interface // kc's clientset
 	rest    *rest.Config         // kc's REST configuration (nil with a bare WithClientset)
 	log     *slog.Logger
@@ -107,7 +108,12 @@ func NewKubernetesPodSandbox(image string, opts ...Option) (*KubernetesPodSandbo
 	if err != nil {
 		return nil, err
 	}
-	return c.newSandbox(spec)
+	s, err := c.newSandbox(spec)
+	if err != nil {
+		return nil, err
+	}
+	s.ownsKC = true
+	return s, nil
 }
 
 // newSandbox makes a sandbox of a validated spec on this client.
@@ -392,6 +398,9 @@ func (s *KubernetesPodSandbox) Stop(ctx context.Context) error {
 		return nil
 	}
 	s.detach()
+	if s.ownsKC {
+		defer s.kc.closeIdle() // the watch stopped with detach; nothing of the private client stays
+	}
 	if !s.cfg.deleteOnStop || s.uid == "" {
 		return nil
 	}

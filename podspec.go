@@ -181,7 +181,9 @@ func (s *KubernetesPodSandbox) annotations() map[string]string {
 	return map[string]string{
 		AnnotationSandboxID: s.ID(),
 		AnnotationMode:      string(s.cfg.mode),
-		AnnotationExpiresAt: s.expiry(time.Now()),
+		// A pod still starting must not look idle to a reaper: its expiry counts from the end
+		// of the startup timeout (activity moves it forward as usual once the sandbox runs).
+		AnnotationExpiresAt: s.expiry(time.Now().Add(s.cfg.startupTimeout)),
 	}
 }
 

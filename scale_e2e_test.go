@@ -24,16 +24,31 @@ import (
 	"github.com/podsandbox/podsandbox/internal/e2e"
 )
 
-// countingTransport counts API requests by "VERB resource" (GET of one object and LIST are
-// both GET: the path tells them apart well enough for a bound).
-type countingTransport struct {
-	next http.RoundTripper
-	mu   sync.Mutex
-	n    map[string]int
-	all  atomic.Int64
+// requestCounter counts API requests by "VERB resource" (GET of one object and LIST are both
+// GET: the path tells them apart well enough for a bound), over every transport the Client builds.
+type requestCounter struct {
+	mu  sync.Mutex
+	n   map[string]int
+	all atomic.Int64
 }
 
-func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+// wrap is the Client's transport wrapper: called once per transport (API requests, pods/exec
+// streams), so it returns a new countingTransport each time.
+func (c *requestCounter) wrap(rt http.RoundTripper) http.RoundTripper {
+	return &countingTransport{c: c, next: rt}
+}
+
+type countingTransport struct {
+	c    *requestCounter
+	next http.RoundTripper
+}
+
+func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	t.c.count(r)
+	return t.next.RoundTrip(r)
+}
+
+func (c *requestCounter) count(r *http.Request) {
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	kind := "other"
 	for i, p := range parts {
@@ -52,10 +67,12 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	c.n[verb+" "+kind]++
 	c.mu.Unlock()
 	c.all.Add(1)
-	return c.next.RoundTrip(r)
 }
 
-func (c *countingTransport) snapshot() map[string]int {
+// WrappedRoundTripper lets client-go reach the transport underneath (to close idle connections).
+func (t *countingTransport) WrappedRoundTripper() http.RoundTripper { return t.next }
+
+func (c *requestCounter) snapshot() map[string]int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := map[string]int{}
@@ -120,11 +137,8 @@ func TestScale200Sessions(t *testing.T) {
 	leaks := goleak.IgnoreCurrent()
 	heapBefore := heapAlloc()
 
-	counter := &countingTransport{n: map[string]int{}}
-	c, err := podsandbox.NewClient(env.Config, podsandbox.WithClientTransportWrapper(func(rt http.RoundTripper) http.RoundTripper {
-		counter.next = rt
-		return counter
-	}))
+	counter := &requestCounter{n: map[string]int{}}
+	c, err := podsandbox.NewClient(env.Config, podsandbox.WithClientTransportWrapper(counter.wrap))
 	if err != nil {
 		t.Fatal(err)
 	}
