@@ -55,7 +55,8 @@ const (
 	ImagePython = "podsandbox.local/python:3-slim"
 	// ImageNoShell holds one static binary that sleeps until SIGTERM, and no /bin/sh.
 	ImageNoShell = "podsandbox.local/noshell:1"
-	// ImageServer is ImageBusybox plus the in-pod server (cmd/sandbox-server) as entrypoint, user
+	// ImageServer is ImageBusybox with dash as /bin/sh and GNU grep (what the upstream Python
+	// client's shell fallbacks need), plus the in-pod server (cmd/sandbox-server) as entrypoint, user
 	// 1000, working directory /workspace.
 	ImageServer = "podsandbox.local/sandbox-server:dev"
 )
