@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help build unit e2e test lint images cluster-up cluster-down kind-up demo bench
+.PHONY: help build unit e2e test lint images cluster-up cluster-down kind-up demo bench kwok-up kwok-down scale
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,6 +31,15 @@ cluster-up: ## start the local cluster (or reuse it); writes .cluster/kubeconfig
 
 cluster-down: ## stop the local cluster and check nothing is left (WIPE=1 also drops its state)
 	hack/cluster/down.sh
+
+kwok-up: ## fake kwok nodes on the running cluster, for scale runs (KWOK_NODES=10)
+	hack/cluster/kwok.sh up
+
+kwok-down: ## delete the fake nodes and stop kwok (cluster-down does it too)
+	hack/cluster/kwok.sh down
+
+scale: ## simulated scale on kwok nodes (SCALE_ARGS=-quick; make kwok-up first)
+	go run ./internal/scale/cmd/scale $(SCALE_ARGS)
 
 kind-up: ## the e2e cluster on kind instead (needs Docker or Podman)
 	go run ./hack/kind-up

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fails (exit 1, listing them) when the local cluster left anything behind: a process (daemon,
-# shim, pod process), a mount, the bridge, a pod network namespace, a kubepods cgroup, a listener
-# on the cluster's ports, $RUN, or (WIPE=1) the state. Also fails when net.ipv4.ip_forward is not 0.
+# kwok, shim, pod process), a mount, the bridge, a pod network namespace, a kubepods cgroup, a
+# listener on the cluster's ports, $RUN, or (WIPE=1) the state. Also fails when
+# net.ipv4.ip_forward is not 0.
 # Run by cluster-down; can be run on its own at any time the cluster should be down.
 . "$(dirname "$0")/lib.sh"
 left=()
@@ -13,6 +14,7 @@ for p in /proc/[0-9]*; do
   [ -n "$cmd" ] || continue
   exe=$(readlink "$p/exe" 2>/dev/null || true)
   case "$exe" in "$BIN"/*) left+=("process $pid: $cmd"); continue ;; esac
+  case "$exe" in "$CACHE"/kwok-*/bin/*) left+=("kwok process $pid (make kwok-down stops it): $cmd"); continue ;; esac
   case "$cmd" in
     *"$ETC/containerd.toml"*|*"-address $SOCK "*) left+=("process $pid: $cmd") ;;
   esac

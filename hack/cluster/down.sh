@@ -30,7 +30,9 @@ stop() {
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 }
 
-stop kubelet kube-scheduler kube-controller-manager
+# kwok first, while the API server answers: it deletes its fake nodes (make kwok-up), then stops.
+"$HACK/kwok.sh" down || log "kwok.sh down failed; stopping kwok anyway"
+stop kwok kubelet kube-scheduler kube-controller-manager
 
 # Pod containers go through containerd. When it was killed but left shims or task state behind,
 # start it once more to clean up (it reconnects to its shims).
