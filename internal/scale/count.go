@@ -38,6 +38,10 @@ type countingTransport struct {
 	next http.RoundTripper
 }
 
+// WrappedRoundTripper lets client-go reach the transport underneath (to close its idle
+// connections when a Client closes).
+func (t *countingTransport) WrappedRoundTripper() http.RoundTripper { return t.next }
+
 func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	verb, res := Classify(r.Method, r.URL)
 	resp, err := t.next.RoundTrip(r)

@@ -15,8 +15,6 @@ type Result struct {
 	// QPS and Burst of each library Client (client-side rate limit).
 	QPS   float32 `json:"qps"`
 	Burst int     `json:"burst"`
-	// IdleTimeout of the sessions' pods, in seconds.
-	IdleTimeout float64 `json:"idle_timeout_s"`
 
 	Sessions *SessionsResult `json:"sessions,omitempty"`
 	Informer *InformerResult `json:"informer,omitempty"`

@@ -40,7 +40,6 @@ func run() int {
 	flag.IntVar(&cfg.Concurrency, "concurrency", 100, "GetOrCreate calls in flight")
 	flag.IntVar(&cfg.PoolSize, "pool", 500, "warm pods, shared out over -managers")
 	flag.IntVar(&cfg.Managers, "managers", 3, "session managers (each with its own Client) that fill and claim the pool at once")
-	flag.DurationVar(&cfg.IdleTimeout, "idle", time.Minute, "idle timeout of the sessions' pods; the reap scenario waits until it has passed")
 	flag.StringVar(&cfg.Image, "image", "podsandbox.local/busybox:1", "image of the sandboxes (kwok never pulls it)")
 	flag.BoolVar(&quick, "quick", false, "small sizes: 500 sessions, a pool of 100 (unless given)")
 	flag.StringVar(&only, "only", "", "comma-separated scenarios of sessions,informer,pool,reap (default all)")
