@@ -31,11 +31,31 @@ e2e_packages() {
   done | sort -u
 }
 
+# kwok_up: the fake nodes the scale e2e test (internal/scale) runs on, on the local cluster
+# (with KUBECONFIG set, that test fails and says `make kwok-up`). kwok_down stops kwok at the end
+# only when this run started it.
+kwok_mark=""
+kwok_up() {
+  [ -z "${KUBECONFIG:-}" ] || return 0
+  kwok_mark=$(mktemp)
+  say "kwok: fake nodes for the scale e2e test (hack/cluster/kwok.sh up)"
+  KWOK_STARTED_MARK=$kwok_mark hack/cluster/kwok.sh up
+}
+kwok_down() {
+  if [ -n "$kwok_mark" ] && [ -s "$kwok_mark" ]; then
+    say "stopping kwok (this run started it)"
+    hack/cluster/kwok.sh down || return 1
+  fi
+  [ -z "$kwok_mark" ] || rm -f "$kwok_mark"
+  kwok_mark=""
+}
+
 e2e() {
   local m pkgs
   for m in $MODULES; do
     pkgs=$(cd "$m" && e2e_packages)
     [ -n "$pkgs" ] || continue
+    case " $(echo $pkgs) " in *" ./internal/scale "*) [ -n "$kwok_mark" ] || kwok_up ;; esac
     say "e2e tests ($m):" $pkgs
     # shellcheck disable=SC2086
     (cd "$m" && go test -race -tags e2e -count=1 -p 1 -timeout 30m $pkgs)
@@ -44,12 +64,16 @@ e2e() {
 
 case "${1:-all}" in
   unit) unit ;;
-  e2e) e2e ;;
+  e2e)
+    trap 'rc=$?; kwok_down || rc=1; exit $rc' EXIT
+    e2e
+    ;;
   all)
     unit
     mark=$(mktemp)
     cleanup() {
       rc=$?
+      kwok_down || rc=1
       if [ -s "$mark" ]; then
         say "stopping the cluster this run started"
         hack/cluster/down.sh || rc=1
