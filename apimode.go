@@ -509,19 +509,22 @@ func globFilter(pattern, root string, files []string) []fileops.Entry {
 }
 
 // grepScript lists the candidate files (NUL-terminated), an empty record, then grep's output for
-// them. The pattern and include glob arrive as arguments; grep gets the pattern after -e and the
-// files after --, so nothing the caller sends is read as an option or as shell text. grep runs in
-// the C locale, where the byte-level pattern of ere.Prefilter is meant to be read, and where GNU
-// grep does not take a file that is not valid UTF-8 for binary (the python image sets C.UTF-8).
-const grepScript = `root=$1 pat=$2 inc=$3 hid=$4
-[ -e "$root" ] || exit 3
+// them. The include glob arrives as an argument and the pattern on stdin, as one line that grep
+// reads with -f: the pattern of ere.Prefilter is bytes, not UTF-8, and the arguments of pods/exec
+// must be UTF-8 (the CRI's gRPC refuses them otherwise). grep gets the files after --, so nothing
+// the caller sends is read as an option or as shell text. grep runs in the C locale, where that
+// pattern is meant to be read, and where GNU grep does not take a file that is not valid UTF-8 for
+// binary (the python image sets C.UTF-8).
+const grepScript = `root=$1 inc=$2 hid=$3 pf="/tmp/.psbx-grep.$$.pat"
+cat > "$pf"
+[ -e "$root" ] || { rm -f "$pf"; exit 3; }
 if [ -d "$root" ]; then
   if [ "$hid" = 1 ]; then find "$root/" -type f -name "$inc" -print0 2>/dev/null
   else find "$root/" -mindepth 1 -name '.*' -prune -o -type f -name "$inc" -print0 2>/dev/null; fi
 else printf '%s\0' "$root"; fi > "/tmp/.psbx-grep.$$"
 cat "/tmp/.psbx-grep.$$"; printf '\0'
-LC_ALL=C xargs -0 grep -nHE -e "$pat" -- < "/tmp/.psbx-grep.$$" 2>/dev/null
-rm -f "/tmp/.psbx-grep.$$"
+LC_ALL=C xargs -0 grep -nHE -f "$pf" -- < "/tmp/.psbx-grep.$$" 2>/dev/null
+rm -f "/tmp/.psbx-grep.$$" "$pf"
 exit 0`
 
 // grep runs grep -E with ere.Prefilter's form of the pattern, which selects every line Go's regexp
@@ -544,7 +547,7 @@ func (t *apiTransport) grep(ctx context.Context, pattern, root, glob string, hid
 	if hidden {
 		h = "1"
 	}
-	out, errb, code, err := t.script(ctx, grepScript, nil, searchTimeout, root, pre, inc, h)
+	out, errb, code, err := t.script(ctx, grepScript, strings.NewReader(pre+"\n"), searchTimeout, root, inc, h)
 	if err != nil {
 		return nil, err
 	}

@@ -18,8 +18,8 @@ import (
 	"unicode/utf8"
 )
 
-// grepper is a grep binary, run as the API transport runs it in the pod: grep -E -e PATTERN in
-// the C locale.
+// grepper is a grep binary, run as the API transport runs it in the pod: grep -E -f PATTERNFILE
+// in the C locale (the pattern is bytes, and the arguments of pods/exec must be UTF-8).
 type grepper struct {
 	name string
 	argv []string
@@ -50,14 +50,25 @@ func busyboxMissing(t testing.TB, gs []grepper) {
 // selected returns the numbers (from 1) of the lines of file that g selects with pattern.
 func (g grepper) selected(t testing.TB, pattern, file string) map[int]bool {
 	t.Helper()
+	pf, err := os.CreateTemp(filepath.Dir(file), "pattern")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(pf.Name())
+	if _, err := pf.WriteString(pattern + "\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pf.Close(); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	args := append(g.argv[1:len(g.argv):len(g.argv)], "-nE", "-e", pattern, "--", file)
+	args := append(g.argv[1:len(g.argv):len(g.argv)], "-nE", "-f", pf.Name(), "--", file)
 	cmd := exec.CommandContext(ctx, g.argv[0], args...)
 	cmd.Env = []string{"LC_ALL=C", "PATH=/usr/bin:/bin"}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
+	err = cmd.Run()
 	var ee *exec.ExitError
 	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1) || errb.Len() > 0 {
 		t.Fatalf("%s grep -E %q: %v, stderr %q", g.name, pattern, err, errb.String())
