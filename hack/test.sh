@@ -69,6 +69,8 @@ case "${1:-all}" in
     e2e
     ;;
   all)
+    say "packages: hack/cluster/packages.sh (the unit tests run busybox and GNU grep)"
+    hack/cluster/packages.sh
     unit
     mark=$(mktemp)
     cleanup() {
