@@ -2,6 +2,7 @@ package scale
 
 import (
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"net/url"
@@ -12,12 +13,14 @@ import (
 
 // Counter counts the API requests that pass through it, by verb and resource as the API server
 // names them ("POST pods", "LIST pods", "WATCH pods", "PATCH pods", "DELETE pods", "GET
-// pods/log", "LIST leases.coordination.k8s.io"), and the status codes of their responses. Wrap a
-// Client's transport with it (podsandbox.WithClientTransportWrapper(counter.Wrap)) to see what
-// each library call costs the API server. It is safe for concurrent use.
+// pods/log", "LIST leases.coordination.k8s.io"), the status codes of their responses, and the
+// most WATCH streams of a resource that were open at once. Wrap a Client's transport with it
+// (podsandbox.WithClientTransportWrapper(counter.Wrap)) to see what each library call costs the
+// API server. It is safe for concurrent use.
 type Counter struct {
-	mu     sync.Mutex
-	counts Counts
+	mu      sync.Mutex
+	counts  Counts
+	watches map[string]int64 // WATCH streams open now, by resource
 }
 
 // Counts is a snapshot of a Counter, or the difference of two.
@@ -26,6 +29,9 @@ type Counts struct {
 	Requests map[string]int64 `json:"requests"`
 	// Status counts responses by HTTP status code; 0 is a request that got no response.
 	Status map[int]int64 `json:"status"`
+	// WatchPeak is the most WATCH streams of each resource that were open at once: a watch
+	// that the server ended and the client started again counts once, two at a time count two.
+	WatchPeak map[string]int64 `json:"watch_peak,omitempty"`
 }
 
 // Wrap returns rt with every request counted; it fits WithClientTransportWrapper.
@@ -50,29 +56,60 @@ func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		code = resp.StatusCode
 	}
 	t.c.add(verb+" "+res, code)
+	if verb == "WATCH" && err == nil && code/100 == 2 {
+		t.c.watch(res, 1)
+		resp.Body = &watchBody{ReadCloser: resp.Body, done: func() { t.c.watch(res, -1) }}
+	}
 	return resp, err
+}
+
+// watchBody is a WATCH response's stream: the watch is open until it is closed.
+type watchBody struct {
+	io.ReadCloser
+	once sync.Once
+	done func()
+}
+
+func (b *watchBody) Close() error {
+	b.once.Do(b.done)
+	return b.ReadCloser.Close()
+}
+
+func (c *Counter) init() {
+	if c.counts.Requests == nil {
+		c.counts = Counts{Requests: map[string]int64{}, Status: map[int]int64{}, WatchPeak: map[string]int64{}}
+		c.watches = map[string]int64{}
+	}
 }
 
 func (c *Counter) add(key string, code int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.counts.Requests == nil {
-		c.counts = Counts{Requests: map[string]int64{}, Status: map[int]int64{}}
-	}
+	c.init()
 	c.counts.Requests[key]++
 	c.counts.Status[code]++
+}
+
+// watch records a WATCH stream of resource opening (+1) or closing (-1).
+func (c *Counter) watch(resource string, d int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.init()
+	c.watches[resource] += d
+	c.counts.WatchPeak[resource] = max(c.counts.WatchPeak[resource], c.watches[resource])
 }
 
 // Snapshot returns the counts so far.
 func (c *Counter) Snapshot() Counts {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return Counts{Requests: maps.Clone(c.counts.Requests), Status: maps.Clone(c.counts.Status)}
+	return Counts{Requests: maps.Clone(c.counts.Requests), Status: maps.Clone(c.counts.Status), WatchPeak: maps.Clone(c.counts.WatchPeak)}
 }
 
-// Sub returns a minus b, keeping only the keys whose difference is not zero.
+// Sub returns a minus b, keeping only the keys whose difference is not zero. The watch peaks are
+// a's: a peak has no difference.
 func (a Counts) Sub(b Counts) Counts {
-	d := Counts{Requests: map[string]int64{}, Status: map[int]int64{}}
+	d := Counts{Requests: map[string]int64{}, Status: map[int]int64{}, WatchPeak: maps.Clone(a.WatchPeak)}
 	for k, v := range a.Requests {
 		if v -= b.Requests[k]; v != 0 {
 			d.Requests[k] = v
@@ -86,11 +123,15 @@ func (a Counts) Sub(b Counts) Counts {
 	return d
 }
 
-// Add returns a plus b.
+// Add returns a plus b; the watch peaks add up too (the streams of two clients, each its peak).
 func (a Counts) Add(b Counts) Counts {
-	s := Counts{Requests: map[string]int64{}, Status: map[int]int64{}}
+	s := Counts{Requests: map[string]int64{}, Status: map[int]int64{}, WatchPeak: map[string]int64{}}
 	maps.Copy(s.Requests, a.Requests)
 	maps.Copy(s.Status, a.Status)
+	maps.Copy(s.WatchPeak, a.WatchPeak)
+	for k, v := range b.WatchPeak {
+		s.WatchPeak[k] += v
+	}
 	for k, v := range b.Requests {
 		s.Requests[k] += v
 	}

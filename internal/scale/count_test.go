@@ -131,3 +131,35 @@ func TestPerOp(t *testing.T) {
 		t.Errorf("PerOp(0) = %q", got)
 	}
 }
+
+func TestCounterWatchPeak(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{"type":"ADDED"}`))
+	}))
+	defer srv.Close()
+	var c Counter
+	client := &http.Client{Transport: c.Wrap(http.DefaultTransport)}
+	watch := func() *http.Response {
+		t.Helper()
+		resp, err := client.Get(srv.URL + "/api/v1/namespaces/ns/pods?watch=true")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	a, b := watch(), watch() // two streams open at once
+	a.Body.Close()
+	a.Body.Close() // a second Close does not count twice
+	b.Body.Close()
+	watch().Body.Close() // one more, after the others ended: not at once
+	s := c.Snapshot()
+	if s.WatchPeak["pods"] != 2 || s.Requests["WATCH pods"] != 3 {
+		t.Errorf("peak %d, %d WATCH requests; want 2 and 3", s.WatchPeak["pods"], s.Requests["WATCH pods"])
+	}
+	if sum := s.Add(s); sum.WatchPeak["pods"] != 4 {
+		t.Errorf("Add: peak %d, want 4 (two clients' peaks)", sum.WatchPeak["pods"])
+	}
+	if d := s.Sub(s); d.WatchPeak["pods"] != 2 {
+		t.Errorf("Sub: peak %d, want the minuend's 2", d.WatchPeak["pods"])
+	}
+}

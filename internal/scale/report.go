@@ -63,7 +63,8 @@ func (r *Result) Lines() []string {
 			Seconds(s.Latency.P50), Seconds(s.Latency.P99), Seconds(s.Latency.Max), s.Failed)
 		failed, throttled := s.Requests.Errors()
 		add("  requests per session: %s (%d non-2xx, %d throttled; API server 429s %.0f)", s.Requests.PerOp(s.N), failed, throttled, s.Rejected)
-		add("  pod WATCHes open on the API server: %+.0f while the sessions' Client ran (one per client and namespace expected)", s.ServerPodWatches)
+		add("  pod WATCH streams of the Client open at once: %d (one per client and namespace expected; %d WATCH requests in all); on the API server %+.0f while it ran (every user's)",
+			s.Requests.WatchPeak["pods"], s.Requests.Requests["WATCH pods"], s.ServerPodWatches)
 		add("  client heap: %s before, %s after (%.1f KiB per session: sessions + pod cache)",
 			MiB(float64(s.HeapBefore)), MiB(float64(s.HeapAfter)), (float64(s.HeapAfter)-float64(s.HeapBefore))/1024/float64(max(s.Latency.N, 1)))
 		add("  API server: %s", ServerString(s.Server))
@@ -73,8 +74,8 @@ func (r *Result) Lines() []string {
 			i.Pods, Seconds(i.First), float64(i.HeapDelta)/(1<<20), float64(i.HeapDelta)/1024/float64(max(i.Pods, 1)), i.Requests.PerOp(1))
 	}
 	if p := r.Pool; p != nil {
-		add("pool: %d warm pods over %d managers %v filled in %s (client QPS floor %s); requests per warm pod: %s",
-			p.Size, p.Managers, p.Sizes, Seconds(p.Fill), Seconds(QPSFloor((p.Size+p.Managers-1)/p.Managers, r.QPS, r.Burst)), p.FillRequests.PerOp(p.Size))
+		add("pool: %d warm pods over %d managers %v filled in %s = %.0f/s; requests per warm pod: %s",
+			p.Size, p.Managers, p.Sizes, Seconds(p.Fill), float64(p.Size)/p.Fill, p.FillRequests.PerOp(p.Size))
 		add("  claims: %d at once (%d warm, %d cold, %d failed) in %s; p50 %s, p99 %s; duplicates %d (must be 0)",
 			p.Claims, p.Warm, p.Cold, p.Failed, Seconds(p.ClaimWall), Seconds(p.ClaimLatency.P50), Seconds(p.ClaimLatency.P99), p.Duplicates)
 		add("  requests per claim (refills included): %s", p.ClaimRequests.PerOp(max(p.Claims, 1)))

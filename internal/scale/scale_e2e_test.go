@@ -50,8 +50,8 @@ func TestScenariosSmall(t *testing.T) {
 	if got := s.Requests.Requests["POST pods"]; got != sessions {
 		t.Errorf("sessions: %d POST pods for %d sessions, want one each", got, sessions)
 	}
-	if got := s.Requests.Requests["WATCH pods"]; got != 1 {
-		t.Errorf("sessions: %d pod WATCH requests, want 1 (one shared watch per client and namespace); all: %v", got, s.Requests.Requests)
+	if got := s.Requests.WatchPeak["pods"]; got != 1 {
+		t.Errorf("sessions: %d pod WATCH streams open at once, want 1 (one shared watch per client and namespace); requests: %v", got, s.Requests.Requests)
 	}
 	if total := s.Requests.Total(); total > 2*sessions {
 		t.Errorf("sessions: %d requests for %d sessions: %s", total, sessions, s.Requests.PerOp(sessions))
