@@ -45,6 +45,7 @@ type options struct {
 	only       string
 	cpuprofile string
 	samples    string
+	scale      bool
 
 	execIters, execWarmup int
 	startRuns, startWarm  int
@@ -93,7 +94,7 @@ func run() int {
 	flag.StringVar(&o.gobench, "gobench", "", "file with `go test -bench` output of the root package (row 5)")
 	flag.StringVar(&o.gobenchCmd, "gobench-cmd", "", "the go test command that produced -gobench (shown in the table)")
 	flag.BoolVar(&o.quick, "quick", false, "short run: small counts (below the required ones; the table says so)")
-	flag.StringVar(&o.only, "only", "", "comma-separated rows to run (1-6); default all")
+	flag.StringVar(&o.only, "only", "", "comma-separated rows to run (1-7); default all")
 	flag.IntVar(&o.execIters, "exec-iters", 100, "row 1: measured iterations per variant")
 	flag.IntVar(&o.execWarmup, "exec-warmup", 5, "row 1: warm-up iterations per variant")
 	flag.IntVar(&o.startRuns, "start-runs", 10, "row 2: cold starts per variant")
@@ -103,6 +104,7 @@ func run() int {
 	flag.IntVar(&o.poolSize, "pool-size", 2, "row 4: warm pool size")
 	flag.IntVar(&o.poolClaims, "pool-claims", 20, "row 4: claims per mode")
 	flag.IntVar(&o.sessions, "sessions", 50, "row 6: sessions created at once")
+	flag.BoolVar(&o.scale, "scale", false, "row 7: run the simulated-scale scenarios (needs the kwok nodes of make kwok-up; hack/bench.sh starts them and sets this)")
 	flag.StringVar(&o.samples, "samples", "", "also write every raw sample to this file (one line per variant)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of this program (the client side) to this file")
 	flag.Parse()
@@ -248,7 +250,8 @@ func (b *bench) progress(format string, args ...any) {
 }
 
 // runAll runs the selected rows and builds the table. Rows 1 and 3 share their pods; rows run in
-// the order 5, 1, 3, 2, 4, 6 (the shared pods are gone before the cold-start rows).
+// the order 5, 1, 3, 2, 4, 6 (the shared pods are gone before the cold-start rows), then 7, whose
+// thousands of fake pods must not load the cluster while the other rows run.
 func (b *bench) runAll(ctx context.Context) int {
 	t0 := time.Now()
 	b.table = &Table{}
@@ -260,8 +263,9 @@ func (b *bench) runAll(ctx context.Context) int {
 		fmt.Sprintf("4. Warm pool (size %d): pool.Claim, then `true` done; %d claims per mode, each from a full pool", b.opt.poolSize, b.opt.poolClaims),
 		"5. In-memory (go test -bench, root package)",
 		fmt.Sprintf("6. %d sessions created at once (SessionManager.GetOrCreate, HTTP mode by pod IP), then `true` on each", b.opt.sessions),
+		"7. Scale (simulated): kwok's fake nodes, API mode, the control plane only (internal/scale: sessions, informer, warm pool over 3 managers, reap)",
 	}
-	for i := 1; i <= 6; i++ {
+	for i := 1; i <= 7; i++ {
 		b.blocks[i] = b.table.AddBlock(titles[i])
 	}
 	b.header(ctx)
@@ -318,6 +322,11 @@ func (b *bench) runAll(ctx context.Context) int {
 	step(2, b.rowColdStart)
 	step(4, b.rowWarmPool)
 	step(6, b.rowSessions)
+	if b.opt.scale {
+		step(7, b.rowScale)
+	} else {
+		b.blocks[7].Note("not run: it needs kwok's fake nodes; make bench (hack/bench.sh) starts them on the local cluster and passes -scale")
+	}
 
 	endOthers := b.otherPods(context.WithoutCancel(ctx))
 	t := b.table
