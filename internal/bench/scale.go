@@ -146,7 +146,7 @@ func scaleRows(blk *Block, r *scale.Result) {
 	blk.Note("%d kwok nodes (make kwok-up) on %s %s; API mode, no command runs (kwok fakes pod status, it cannot exec); each scenario's pods in its own namespace",
 		r.FakeNodes, r.Server, r.Host)
 	blk.Note("reap: the sessions' Client is gone (as if killed) and their pods' expires-at annotations were moved into the past (setup, not timed), as an idle timeout would")
-	blk.Note("API server figures come from its /metrics (histogram deltas: p50/p99 interpolated in its buckets; other users' requests are included)")
+	blk.Note("API server figures come from its /metrics (histogram deltas, p50/p99 interpolated in its buckets); they include everyone's requests: the scheduler's, kwok's (its own DELETE finishes each pod's deletion) and other users'")
 	for _, p := range r.Problems {
 		blk.Note("PROBLEM: %s", p)
 	}
