@@ -49,11 +49,11 @@ type Client struct {
 type ClientOption func(*clientConfig) error
 
 type clientConfig struct {
-	cs        kubernetes.Interface
-	log       *slog.Logger
-	qps       float32
-	burst     int
-	wrap      func(http.RoundTripper) http.RoundTripper
+	cs    kubernetes.Interface
+	log   *slog.Logger
+	qps   float32
+	burst int
+	wrap  func(http.RoundTripper) http.RoundTripper
 }
 
 // WithClientset makes the Client send its API requests through cs (a fake clientset in tests, or

@@ -144,9 +144,10 @@ func TestPodSpec(t *testing.T) {
 func TestStartFailsEarly(t *testing.T) {
 	t.Parallel()
 	oom := &corev1.Pod{Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{
-		Command:   []string{"python3", "-c", "x = bytearray(512 << 20); import time; time.sleep(60)"},
-		Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("32Mi")}},
+		Command: []string{"python3", "-c", "x = bytearray(512 << 20); import time; time.sleep(60)"},
 	}}}}
+	// The template leaves resources empty, so WithResources fills them (WithPodTemplate's rule).
+	tiny := corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("32Mi")}}
 	exits := &corev1.Pod{Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Command: []string{"true"}}}}}
 	huge := corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500")}}
 	cases := []struct {
@@ -160,7 +161,7 @@ func TestStartFailsEarly(t *testing.T) {
 		{"invalid name", "UPPER/Case::bad", nil, "InvalidImageName", nil},
 		{"no shell in API mode", e2e.ImageNoShell, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI)}, "", podsandbox.ErrUnsupportedImage},
 		{"exits at once", e2e.ImageBusybox, []podsandbox.Option{podsandbox.WithPodTemplate(exits)}, "", nil},
-		{"OOMKilled", e2e.ImagePython, []podsandbox.Option{podsandbox.WithPodTemplate(oom)}, "OOMKilled", nil},
+		{"OOMKilled", e2e.ImagePython, []podsandbox.Option{podsandbox.WithPodTemplate(oom), podsandbox.WithResources(tiny)}, "OOMKilled", nil},
 		{"unschedulable", e2e.ImageServer, []podsandbox.Option{podsandbox.WithResources(huge), podsandbox.WithUnschedulableGrace(2 * time.Second)}, "Unschedulable", nil},
 	}
 	for _, c := range cases {

@@ -162,10 +162,7 @@ func TestWarmPool(t *testing.T) {
 			if err != nil || r.Stdout != "s3cret" {
 				t.Fatalf("after claim: %+v %v", r, err)
 			}
-			t.Logf("claim + first command: %s", claimTime.Round(time.Microsecond))
-			if claimTime > 2*time.Second {
-				t.Errorf("claim took %s", claimTime)
-			}
+			t.Logf("claim + first command: %s (make bench measures it)", claimTime.Round(time.Microsecond))
 			pod, err := env.Client.CoreV1().Pods(env.Namespace).Get(ctx, sb.PodName(), metav1.GetOptions{})
 			if err != nil || pod.Labels[podsandbox.LabelPoolState] != "claimed" || pod.Annotations[podsandbox.AnnotationSandboxID] != "claimed-"+string(mode) || sb.ID() != "claimed-"+string(mode) {
 				t.Errorf("claimed pod: %v %v, id %q", pod.Labels, err, sb.ID())
