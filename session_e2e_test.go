@@ -399,7 +399,8 @@ func TestReaperAfterSIGKILL(t *testing.T) {
 }
 
 // reaperChild runs in the child process of TestReaperAfterSIGKILL: it starts two sandboxes with a
-// 20 s idle timeout, reports their pods, and waits to be killed.
+// 20 s idle timeout (and a 15 s startup timeout, so they expire at most 35 s after creation),
+// reports their pods, and waits to be killed.
 func reaperChild(ns string) {
 	cfg, err := podsandbox.LoadConfig(os.Getenv("KUBECONFIG"), nil)
 	if err != nil {
@@ -411,6 +412,8 @@ func reaperChild(ns string) {
 	for i := range 2 {
 		sb, err := podsandbox.NewKubernetesPodSandbox(e2e.ImageBusybox, podsandbox.WithRESTConfig(cfg), podsandbox.WithNamespace(ns), podsandbox.WithResources(denseResources),
 			podsandbox.WithMode(podsandbox.ModeAPI), podsandbox.WithImagePullPolicy("Never"), podsandbox.WithIdleTimeout(20*time.Second),
+			// a starting pod's expiry counts from the end of its startup timeout: keep it short
+			podsandbox.WithStartupTimeout(15*time.Second),
 			podsandbox.WithSandboxID(fmt.Sprintf("orphan-%d", i)))
 		if err == nil {
 			err = sb.Start(ctx)
