@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,22 +56,6 @@ func podWatches(t *testing.T) int {
 	return int(total)
 }
 
-func total(c scale.Counts) int64 {
-	var n int64
-	for _, v := range c.Requests {
-		n += v
-	}
-	return n
-}
-
-func heapAlloc() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}
-
 // TestScale200Sessions: 200 API-mode sessions through one manager made from one Client open
 // exactly one pod WATCH on the API server, cost a bounded number of API requests each and at most
 // 50 KiB of heap each, and leave no WATCH and no goroutine behind after Shutdown and Close.
@@ -87,7 +70,7 @@ func TestScale200Sessions(t *testing.T) {
 
 	watchesBefore := podWatches(t)
 	leaks := goleak.IgnoreCurrent()
-	heapBefore := heapAlloc()
+	heapBefore := scale.Heap()
 
 	counter := &scale.Counter{}
 	c, err := podsandbox.NewClient(env.Config, podsandbox.WithClientTransportWrapper(counter.Wrap))
@@ -144,9 +127,9 @@ func TestScale200Sessions(t *testing.T) {
 		t.FailNow()
 	}
 	created := time.Since(start)
-	reqs := total(counter.Snapshot())
+	reqs := counter.Snapshot().Total()
 	during := podWatches(t) - watchesBefore
-	heapDuring := heapAlloc()
+	heapDuring := scale.Heap()
 	perSession := (float64(heapDuring) - float64(heapBefore)) / n
 	t.Logf("%d sessions live after %s; API requests %d (%.2f per GetOrCreate): %v", n, created.Round(time.Millisecond), reqs, float64(reqs)/n, counter.Snapshot().Requests)
 	t.Logf("pod WATCHes on the API server: %d more than before; heap %.1f KiB per live session", during, perSession/1024)
@@ -162,13 +145,13 @@ func TestScale200Sessions(t *testing.T) {
 	}
 
 	// A live session is served from memory: no API request.
-	before := total(counter.Snapshot())
+	before := counter.Snapshot().Total()
 	for i := range n {
 		if _, err := m.GetOrCreate(ctx, fmt.Sprintf("user-%03d", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if d := total(counter.Snapshot()) - before; d != 0 {
+	if d := counter.Snapshot().Total() - before; d != 0 {
 		t.Errorf("%d API requests to look up %d live sessions", d, n)
 	}
 	// Spot check that the sessions work.

@@ -7,7 +7,9 @@ import (
 )
 
 // heap returns the live heap after a full collection.
-func heap() uint64 {
+// Heap returns the live heap after two garbage collections: the figure per-session memory is
+// measured with.
+func Heap() uint64 {
 	runtime.GC()
 	runtime.GC()
 	var ms runtime.MemStats

@@ -112,7 +112,7 @@ func (r *runner) sessions(ctx context.Context) error {
 	}
 	res := &SessionsResult{N: n, Concurrency: r.cfg.Concurrency}
 	r.res.Sessions = res
-	res.HeapBefore = heap()
+	res.HeapBefore = Heap()
 	r.cfg.logf("sessions: %d GetOrCreate, %d at a time, in %s", n, r.cfg.Concurrency, ns)
 
 	lat := make([]time.Duration, n)
@@ -131,7 +131,7 @@ func (r *runner) sessions(ctx context.Context) error {
 	res.Wall = time.Since(t0).Seconds()
 	m1 := r.scrape(ctx)
 	res.Requests = counter.Snapshot()
-	res.HeapAfter = heap() // the manager's sessions and the Client's pod cache, both still alive
+	res.HeapAfter = Heap() // the manager's sessions and the Client's pod cache, both still alive
 	res.Latency = distOf(lat)
 	res.Failed = n - int(done.Load()) // failed, or not started because ctx ended
 	if m0 != nil && m1 != nil {
@@ -169,7 +169,7 @@ func (r *runner) informer(ctx context.Context) error {
 	pods = nil
 	r.res.Informer = res
 	var counter Counter
-	h0 := heap()
+	h0 := Heap()
 	c, err := r.newClient(&counter)
 	if err != nil {
 		return err
@@ -192,7 +192,7 @@ func (r *runner) informer(ctx context.Context) error {
 	t0 := time.Now()
 	_, err = m.GetOrCreate(ctx, "informer-probe")
 	res.First = time.Since(t0).Seconds()
-	res.HeapDelta = int64(heap()) - int64(h0)
+	res.HeapDelta = int64(Heap()) - int64(h0)
 	res.Requests = counter.Snapshot()
 	runtime.KeepAlive(m)
 	if err != nil {
