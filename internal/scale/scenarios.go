@@ -174,13 +174,7 @@ func (r *runner) informer(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if err := c.Close(cctx); err != nil {
-			r.problem("informer: Close: %v", err)
-		}
-	}()
+	defer r.closeClient(ctx, c, "informer")
 	f, err := r.factory(c, ns, "informer")
 	if err != nil {
 		return err
@@ -442,13 +436,7 @@ func (r *runner) reap(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if err := c.Close(cctx); err != nil {
-			r.problem("reap: Close: %v", err)
-		}
-	}()
+	defer r.closeClient(ctx, c, "reap")
 	s0 := r.scrape(ctx)
 	t0 := time.Now()
 	rr, err := c.Reaper(ns).Reap(ctx)
@@ -477,4 +465,14 @@ func (r *runner) reap(ctx context.Context) error {
 		r.problem("reap: pods still there %s after Reap started", time.Since(t0).Round(time.Second))
 	}
 	return nil
+}
+
+// closeClient closes c within a minute, also when ctx is already done, and records a failure as
+// a problem of the scenario what.
+func (r *runner) closeClient(ctx context.Context, c *podsandbox.Client, what string) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if err := c.Close(cctx); err != nil {
+		r.problem("%s: Close: %v", what, err)
+	}
 }
