@@ -41,18 +41,6 @@ func (b *background) do(f func(ctx context.Context)) bool {
 	return true
 }
 
-// context returns the context of the open goroutines (a cancelled one when b is not open).
-func (b *background) context() context.Context {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.cancel == nil {
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		return ctx
-	}
-	return b.ctx
-}
-
 // stop cancels the goroutines' context and waits for them.
 func (b *background) stop() {
 	b.mu.Lock()

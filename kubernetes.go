@@ -118,8 +118,8 @@ func NewKubernetesPodSandbox(image string, opts ...Option) (*KubernetesPodSandbo
 
 // newSandbox makes a sandbox of a validated spec on this client.
 func (c *Client) newSandbox(spec config) (*KubernetesPodSandbox, error) {
-	if c.rest == nil && (spec.mode == ModeAPI || spec.reach == ReachPortForward || spec.reach == ReachProxy) {
-		return nil, fmt.Errorf("%w: %s needs a REST configuration: give NewClient one next to WithClientset", ErrInvalidArgument, transportName(spec))
+	if err := c.canServe(spec); err != nil {
+		return nil, err
 	}
 	id := spec.sandboxID
 	if id == "" {
@@ -137,6 +137,15 @@ func (c *Client) newSandbox(spec config) (*KubernetesPodSandbox, error) {
 	}
 	s.Touch()
 	return s, nil
+}
+
+// canServe checks what a spec needs of the client: a REST configuration for pods/exec,
+// pods/proxy and port-forward.
+func (c *Client) canServe(spec config) error {
+	if c.rest == nil && (spec.mode == ModeAPI || spec.reach == ReachPortForward || spec.reach == ReachProxy) {
+		return fmt.Errorf("%w: %s needs a REST configuration: give NewClient one next to WithClientset", ErrInvalidArgument, transportName(spec))
+	}
+	return nil
 }
 
 func transportName(c config) string {

@@ -211,7 +211,7 @@ func (c *Client) Factory(image string, opts ...Option) (*KubernetesFactory, erro
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.newSandbox(spec); err != nil { // the checks that need the client
+	if err := c.canServe(spec); err != nil {
 		return nil, err
 	}
 	return &KubernetesFactory{c: c, spec: spec}, nil
