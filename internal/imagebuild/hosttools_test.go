@@ -93,7 +93,7 @@ func TestToolsRun(t *testing.T) {
 		t.Skip("chroot needs root")
 	}
 	if err := isStatic("/bin/busybox"); err != nil {
-		t.Skipf("no static busybox: %v", err)
+		t.Fatalf("no static busybox: %v (apt-get install busybox-static; make test installs it before the unit tests)", err)
 	}
 	out, err := exec.Command("/bin/busybox", "--list").Output()
 	if err != nil {
