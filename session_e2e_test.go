@@ -334,7 +334,7 @@ func TestReaperAfterSIGKILL(t *testing.T) {
 	t.Parallel()
 	env := e2e.Env(t)
 	ns := e2e.CreateNamespace(t, "psbx-reap")
-	ctx := ctxT(t, 3*time.Minute)
+	ctx := ctxT(t, 5*time.Minute)
 	foreign := e2e.Pod("not-ours", e2e.ImageBusybox, "sleep", "600")
 	foreign.Namespace = ns
 	if _, err := env.Client.CoreV1().Pods(ns).Create(ctx, foreign, metav1.CreateOptions{}); err != nil {
@@ -378,10 +378,10 @@ func TestReaperAfterSIGKILL(t *testing.T) {
 	if err != nil || res.Pods != 0 {
 		t.Fatalf("reaped %d before expiry: %v", res.Pods, err)
 	}
-	if wait := time.Until(latest) + time.Second; wait < 45*time.Second {
+	if wait := time.Until(latest) + time.Second; wait < reaperChildStartup+reaperChildIdle+5*time.Second {
 		time.Sleep(wait)
 	} else {
-		t.Fatalf("expiry %s is further than the child's idle timeout", latest)
+		t.Fatalf("expiry %s is further than the child's startup and idle timeouts", latest)
 	}
 	res, err = r.Reap(ctx)
 	if err != nil || res.Pods != 2 {
@@ -398,8 +398,16 @@ func TestReaperAfterSIGKILL(t *testing.T) {
 	}
 }
 
-// reaperChild runs in the child process of TestReaperAfterSIGKILL: it starts two sandboxes with a
-// 20 s idle timeout (and a 15 s startup timeout, so they expire at most 35 s after creation),
+// The child of TestReaperAfterSIGKILL gives its sandboxes these timeouts: a pod expires at most
+// startup+idle after its creation (a starting pod's expiry counts from the end of its startup
+// timeout). The startup timeout is long enough for a loaded machine: the test waits for the
+// expiry, so it costs time only when the pods are slow to start.
+const (
+	reaperChildStartup = time.Minute
+	reaperChildIdle    = 20 * time.Second
+)
+
+// reaperChild runs in the child process of TestReaperAfterSIGKILL: it starts two sandboxes,
 // reports their pods, and waits to be killed.
 func reaperChild(ns string) {
 	cfg, err := podsandbox.LoadConfig(os.Getenv("KUBECONFIG"), nil)
@@ -411,9 +419,8 @@ func reaperChild(ns string) {
 	var names []string
 	for i := range 2 {
 		sb, err := podsandbox.NewKubernetesPodSandbox(e2e.ImageBusybox, podsandbox.WithRESTConfig(cfg), podsandbox.WithNamespace(ns), podsandbox.WithResources(denseResources),
-			podsandbox.WithMode(podsandbox.ModeAPI), podsandbox.WithImagePullPolicy("Never"), podsandbox.WithIdleTimeout(20*time.Second),
-			// a starting pod's expiry counts from the end of its startup timeout: keep it short
-			podsandbox.WithStartupTimeout(15*time.Second),
+			podsandbox.WithMode(podsandbox.ModeAPI), podsandbox.WithImagePullPolicy("Never"), podsandbox.WithIdleTimeout(reaperChildIdle),
+			podsandbox.WithStartupTimeout(reaperChildStartup),
 			podsandbox.WithSandboxID(fmt.Sprintf("orphan-%d", i)))
 		if err == nil {
 			err = sb.Start(ctx)
