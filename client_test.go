@@ -206,3 +206,41 @@ func TestClientOptions(t *testing.T) {
 		t.Errorf("sandbox log: %s", sbLog.String())
 	}
 }
+
+// TestPoolSpecHash: replicas share warm pods only when their pod specs hash alike: the hash is
+// stable for one spec (HTTP mode's random Secret name left out), ignores labels, and changes
+// with anything that changes the pod.
+func TestPoolSpecHash(t *testing.T) {
+	c := fakeClientFor(t, fakeClient())
+	hash := func(image string, opts ...Option) string {
+		t.Helper()
+		f, err := c.Factory(image, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := specHash(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	base := hash("img")
+	tests := []struct {
+		name  string
+		image string
+		opts  []Option
+		same  bool
+	}{
+		{"same spec again", "img", nil, true},
+		{"labels", "img", []Option{WithLabels(map[string]string{"replica": "2"})}, true},
+		{"image", "img:2", nil, false},
+		{"mode", "img", []Option{WithMode(ModeAPI)}, false},
+		{"env", "img", []Option{WithEnv(map[string]string{"A": "1"})}, false},
+		{"resources", "img", []Option{WithResources(corev1.ResourceRequirements{})}, false},
+	}
+	for _, tt := range tests {
+		if got := hash(tt.image, tt.opts...); (got == base) != tt.same {
+			t.Errorf("%s: hash %s, base %s, want same=%v", tt.name, got, base, tt.same)
+		}
+	}
+}

@@ -258,6 +258,12 @@ func (s *KubernetesPodSandbox) IdleTimeout() time.Duration { return s.cfg.idleTi
 // the same sandbox id is adopted; any other is left alone and reported as a *ConflictError.
 // Calling Start on a started sandbox is a no-op; after Stop it creates a new pod.
 func (s *KubernetesPodSandbox) Start(ctx context.Context) error {
+	return s.start(ctx, nil)
+}
+
+// start is Start; with existing (a pod of this sandbox's name read from the watch cache) it adopts
+// that pod instead of creating one.
+func (s *KubernetesPodSandbox) start(ctx context.Context, existing *corev1.Pod) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.started && !s.stopped {
@@ -273,7 +279,13 @@ func (s *KubernetesPodSandbox) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	pod, created, err := s.createOrAdopt(ctx)
+	var pod *corev1.Pod
+	var created bool
+	if existing != nil {
+		pod, err = s.adopt(ctx, existing)
+	} else {
+		pod, created, err = s.createOrAdopt(ctx)
+	}
 	if err != nil {
 		sub.close()
 		return err
@@ -347,6 +359,22 @@ func (s *KubernetesPodSandbox) createOrAdopt(ctx context.Context) (*corev1.Pod, 
 			return nil, false, err
 		}
 	}
+}
+
+// adopt takes over pod, which must be this sandbox's and not terminating, without creating one.
+func (s *KubernetesPodSandbox) adopt(ctx context.Context, pod *corev1.Pod) (*corev1.Pod, error) {
+	if reason := s.adoptable(pod); reason != "" || pod.DeletionTimestamp != nil {
+		if reason == "" {
+			reason = "it is terminating"
+		}
+		return nil, &ConflictError{Pod: s.podName, Reason: reason}
+	}
+	if s.cfg.mode == ModeHTTP {
+		if err := s.adoptSecret(ctx, pod); err != nil {
+			return nil, err
+		}
+	}
+	return pod, nil
 }
 
 // adoptable returns "" when pod is a podsandbox pod for this sandbox id and mode, else why not.
@@ -441,15 +469,22 @@ func (s *KubernetesPodSandbox) deleteOwned(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("delete pod %s: %w", s.podName, err))
 		}
 	}
-	if s.cfg.mode == ModeHTTP {
-		err := s.client.CoreV1().Secrets(s.cfg.namespace).Delete(ctx, s.secretName(), metav1.DeleteOptions{})
-		if err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("delete secret %s: %w", s.secretName(), err))
-		}
-	}
+	errs = append(errs, s.deleteSecret(ctx))
 	if err := errors.Join(errs...); err != nil {
 		s.log.Warn("cleanup failed", "err", err)
 		return fmt.Errorf("podsandbox: %w", err)
+	}
+	return nil
+}
+
+// deleteSecret deletes the HTTP-mode token Secret; NotFound is success.
+func (s *KubernetesPodSandbox) deleteSecret(ctx context.Context) error {
+	if s.cfg.mode != ModeHTTP {
+		return nil
+	}
+	err := s.client.CoreV1().Secrets(s.cfg.namespace).Delete(ctx, s.secretName(), metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete secret %s: %w", s.secretName(), err)
 	}
 	return nil
 }

@@ -460,7 +460,7 @@ func (c *config) validate(use specUse) error {
 		}
 	}
 	for k, v := range c.labels {
-		if k == LabelManagedBy || k == LabelSandboxID || k == LabelPool || k == LabelPoolState {
+		if ownLabel(k) {
 			return bad("label %s is podsandbox's own: choose another key", k)
 		}
 		errs := append(validation.IsQualifiedName(k), validation.IsValidLabelValue(v)...)

@@ -45,6 +45,10 @@ const (
 	// claims the pod, then "claimed".
 	LabelPool      = "podsandbox.io/pool"
 	LabelPoolState = "podsandbox.io/pool-state"
+	// LabelPoolSpec is a hash of a warm pod's spec. Replicas share the warm pods of a pool name,
+	// but only those whose spec hash equals their own, so a replica never hands its users a pod
+	// made from another image or settings (during a rolling update, for example).
+	LabelPoolSpec = "podsandbox.io/pool-spec"
 
 	tokenSecretKey = "token"
 	workspaceVol   = "workspace"
@@ -88,6 +92,15 @@ func PodName(id string) string {
 // podLabels returns the labels for a sandbox pod: the caller's extra labels, then upstream's app
 // label (extra labels may override it, as upstream) and podsandbox's own (which may not be
 // overridden: the reaper and adoption rely on them).
+// ownLabel reports whether k is one of the labels podsandbox sets and a caller may not.
+func ownLabel(k string) bool {
+	switch k {
+	case LabelManagedBy, LabelSandboxID, LabelPool, LabelPoolState, LabelPoolSpec:
+		return true
+	}
+	return false
+}
+
 func podLabels(name string, extra map[string]string) map[string]string {
 	l := map[string]string{LabelApp: AppLabelValue}
 	maps.Copy(l, extra)
@@ -259,7 +272,7 @@ func (s *KubernetesPodSandbox) mergeTemplate() *corev1.Pod {
 	pod.Namespace = c.namespace
 	labels := podLabels(s.podName, c.labels)
 	for k, v := range pod.Labels {
-		if k != LabelManagedBy && k != LabelSandboxID && k != LabelPool && k != LabelPoolState {
+		if !ownLabel(k) {
 			labels[k] = v
 		}
 	}

@@ -3,16 +3,20 @@ package podsandbox
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -31,6 +35,12 @@ var ErrPoolEmpty = errors.New("warm pool has no ready pod")
 // the background. Pool pods are ordinary managed pods (kubectl get pods -l podsandbox.io/pool=NAME)
 // with an expiry the pool keeps moving forward, so Reap removes them if the process that made them
 // dies.
+//
+// Replicas share a pool: every replica keeps Size warm pods of its own started, and when its own
+// are all claimed it claims a warm pod another replica's pool of the same name, namespace and spec
+// started (read from the client's watch, so looking costs no request). The resourceVersion
+// precondition decides every race, and a pool deletes a pod only while it is still warm, so a pod
+// one replica claimed is never handed out or deleted by another.
 type WarmPool struct {
 	f    *KubernetesFactory
 	name string
@@ -38,8 +48,11 @@ type WarmPool struct {
 	log  *slog.Logger
 	ttl  time.Duration
 	bg   background // the refill loop, pod starts and stops; Close waits for them
+	hash string     // LabelPoolSpec of this pool's pods
 
 	mu       sync.Mutex
+	sub      *podSubscription // keeps the namespace's watch while the pool runs; lists shared pods
+	members  map[string]bool  // pod names this pool started and has not given up
 	ready    []*KubernetesPodSandbox
 	starting int
 	running  bool
@@ -86,7 +99,31 @@ func newWarmPool(f *KubernetesFactory, size int, popts []PoolOption, log *slog.L
 		}
 	}
 	p.log = log.With("pool", p.name)
+	p.members = map[string]bool{}
+	h, err := specHash(f)
+	if err != nil {
+		return nil, err
+	}
+	p.hash = h
 	return p, nil
+}
+
+// specHash hashes the pod spec f makes (for a fixed sandbox id) and its mode: equal hashes mean
+// interchangeable warm pods.
+func specHash(f *KubernetesFactory) (string, error) {
+	spec := f.spec
+	spec.sandboxID = "pool-spec"
+	sb, err := f.c.newSandbox(spec)
+	if err != nil {
+		return "", err
+	}
+	sb.secret = "pool-spec-token" // a fixed name: a member's own has a random suffix
+	b, err := json.Marshal(sb.buildPod().Spec)
+	if err != nil {
+		return "", fmt.Errorf("podsandbox: warm pool: hashing the pod spec: %w", err)
+	}
+	sum := sha256.Sum256(append(b, spec.mode...))
+	return hex.EncodeToString(sum[:8]), nil
 }
 
 func (p *WarmPool) newMember() (*KubernetesPodSandbox, error) {
@@ -94,7 +131,14 @@ func (p *WarmPool) newMember() (*KubernetesPodSandbox, error) {
 	_, _ = rand.Read(b)
 	spec := p.f.spec
 	spec.sandboxID = "pool-" + p.name + "-" + hex.EncodeToString(b)
-	spec.labels = mergeInto(spec.labels, map[string]string{LabelPool: p.name, LabelPoolState: "warm"})
+	return p.member(spec.sandboxID)
+}
+
+// member returns a sandbox of the pool's spec for the pod of sandbox id.
+func (p *WarmPool) member(id string) (*KubernetesPodSandbox, error) {
+	spec := p.f.spec
+	spec.sandboxID = id
+	spec.labels = mergeInto(spec.labels, map[string]string{LabelPool: p.name, LabelPoolState: "warm", LabelPoolSpec: p.hash})
 	sb, err := p.f.c.newSandbox(spec)
 	if err != nil {
 		return nil, err
@@ -110,12 +154,17 @@ func (p *WarmPool) Name() string { return p.name }
 func (p *WarmPool) Size() int { return p.size }
 
 // start fills the pool in the background and keeps it full until ctx is done or close.
-func (p *WarmPool) start(ctx context.Context) {
+func (p *WarmPool) start(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.running || p.closed {
-		return
+		return nil
 	}
+	sub, err := p.f.c.subscribe(p.f.spec.namespace, "")
+	if err != nil {
+		return err
+	}
+	p.sub = sub
 	p.running = true
 	p.bg.start()
 	p.bg.do(func(bctx context.Context) {
@@ -126,6 +175,7 @@ func (p *WarmPool) start(ctx context.Context) {
 		p.run(ctx)
 	})
 	p.kick()
+	return nil
 }
 
 func (p *WarmPool) kick() {
@@ -150,6 +200,10 @@ func (p *WarmPool) run(ctx context.Context) {
 			warm := append([]*KubernetesPodSandbox(nil), p.ready...)
 			p.mu.Unlock()
 			for _, sb := range warm {
+				if !sb.stillWarm() {
+					p.forget(sb) // another replica claimed it: its expiry is no longer ours to move
+					continue
+				}
 				sb.Touch()
 				sb.extendExpiryAsync()
 			}
@@ -187,6 +241,9 @@ func (p *WarmPool) startMember(ctx context.Context, backoff time.Duration) {
 	}
 	sb, err := p.newMember()
 	if err == nil {
+		p.mu.Lock()
+		p.members[sb.podName] = true
+		p.mu.Unlock()
 		err = sb.Start(ctx)
 	}
 	p.mu.Lock()
@@ -213,13 +270,30 @@ func (p *WarmPool) startMember(ctx context.Context, backoff time.Duration) {
 	p.mu.Unlock()
 }
 
-// stopMember deletes a pool pod, also when ctx is already cancelled (the pool is closing).
+// stopMember deletes a pool pod that is still warm, also when ctx is already cancelled (the pool
+// is closing). A pod another replica has claimed is left to it.
 func (p *WarmPool) stopMember(ctx context.Context, sb *KubernetesPodSandbox) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if err := sb.Stop(ctx); err != nil {
+	p.mu.Lock()
+	delete(p.members, sb.podName)
+	p.mu.Unlock()
+	if err := sb.stopWarm(ctx); err != nil {
 		p.log.Warn("could not delete a warm pod", "pod", sb.PodName(), "err", err)
 	}
+}
+
+// forget drops a member another replica claimed, without deleting its pod.
+func (p *WarmPool) forget(sb *KubernetesPodSandbox) {
+	p.mu.Lock()
+	delete(p.members, sb.podName)
+	if i := slices.Index(p.ready, sb); i >= 0 {
+		p.ready = slices.Delete(p.ready, i, i+1)
+	}
+	p.mu.Unlock()
+	p.log.Debug("warm pod was claimed by another replica", "pod", sb.podName)
+	sb.release()
+	p.kick()
 }
 
 // stopLater deletes a pool pod off the caller's path (in the pool's background), or now when the
@@ -245,9 +319,13 @@ func (p *WarmPool) Ready() int {
 func (p *WarmPool) Claim(ctx context.Context, sessionID string, env map[string]string) (*KubernetesPodSandbox, error) {
 	for {
 		p.mu.Lock()
-		if p.closed || len(p.ready) == 0 {
+		if p.closed {
 			p.mu.Unlock()
 			return nil, ErrPoolEmpty
+		}
+		if len(p.ready) == 0 {
+			p.mu.Unlock()
+			return p.claimShared(ctx, sessionID, env)
 		}
 		sb := p.ready[0]
 		p.ready = p.ready[1:]
@@ -257,18 +335,82 @@ func (p *WarmPool) Claim(ctx context.Context, sessionID string, env map[string]s
 			p.stopLater(ctx, sb)
 			continue
 		}
-		err := sb.claim(ctx, sessionID, env)
-		if err == nil {
-			return sb, nil
+		done, err := p.bind(ctx, sb, sessionID, env)
+		if done {
+			return sb, err
 		}
-		if errors.Is(err, errClaimedElsewhere) {
-			p.log.Debug("warm pod was claimed by another replica", "pod", sb.podName)
-			sb.release() // not ours any more: forget it without deleting it
+	}
+}
+
+// bind claims sb for sessionID. It reports false when another replica claimed the pod first (sb
+// is then forgotten and the caller tries another); a failure after the pod became ours deletes it.
+func (p *WarmPool) bind(ctx context.Context, sb *KubernetesPodSandbox, sessionID string, env map[string]string) (bool, error) {
+	err := sb.claim(ctx, sessionID, env)
+	switch {
+	case err == nil:
+		p.mu.Lock()
+		delete(p.members, sb.podName)
+		p.mu.Unlock()
+		return true, nil
+	case errors.Is(err, errClaimedElsewhere):
+		p.forget(sb)
+		return false, nil
+	}
+	p.stopLater(ctx, sb)
+	return true, err
+}
+
+// sharedTries bounds how many other replicas' warm pods one claim tries before it gives up with
+// ErrPoolEmpty (each lost race costs a request or two).
+const sharedTries = 8
+
+// claimShared claims a warm pod of the same pool name and spec that another replica started.
+// Candidates come from the watch cache in random order, so replicas short of pods at once spread
+// over them instead of racing for the same one.
+func (p *WarmPool) claimShared(ctx context.Context, sessionID string, env map[string]string) (*KubernetesPodSandbox, error) {
+	p.mu.Lock()
+	sub := p.sub
+	p.mu.Unlock()
+	if sub == nil {
+		return nil, ErrPoolEmpty
+	}
+	mode := string(p.f.spec.mode)
+	cands := sub.list(func(pod *corev1.Pod) bool {
+		return pod.Labels[LabelPool] == p.name && pod.Labels[LabelPoolState] == "warm" && pod.Labels[LabelPoolSpec] == p.hash &&
+			pod.Annotations[AnnotationMode] == mode && pod.DeletionTimestamp == nil &&
+			pod.Status.Phase == corev1.PodRunning && podReady(pod)
+	})
+	p.mu.Lock()
+	cands = slices.DeleteFunc(cands, func(pod *corev1.Pod) bool { return p.members[pod.Name] })
+	p.mu.Unlock()
+	mrand.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
+	for _, pod := range cands[:min(len(cands), sharedTries)] {
+		sb, err := p.member(pod.Annotations[AnnotationSandboxID])
+		if err != nil {
+			return nil, err
+		}
+		if sb.podName != pod.Name {
+			continue // not named after its sandbox id: not a pool pod of ours to share
+		}
+		if err := sb.start(ctx, pod); err != nil {
+			sb.release()
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			p.log.Debug("could not adopt another replica's warm pod", "pod", pod.Name, "err", err)
 			continue
 		}
-		p.stopLater(ctx, sb)
-		return nil, err
+		p.mu.Lock()
+		p.members[sb.podName] = true
+		p.mu.Unlock()
+		if done, err := p.bind(ctx, sb, sessionID, env); done {
+			if err == nil {
+				p.log.Debug("claimed another replica's warm pod", "pod", sb.podName, "session", sessionID)
+			}
+			return sb, err
+		}
 	}
+	return nil, ErrPoolEmpty
 }
 
 // close stops refilling, waits for the pool's goroutines and deletes the unclaimed pods.
@@ -284,14 +426,85 @@ func (p *WarmPool) close(ctx context.Context) error {
 	p.mu.Lock()
 	warm := p.ready
 	p.ready = nil
+	sub := p.sub
+	p.sub = nil
 	p.mu.Unlock()
 	var errs []error
 	for _, sb := range warm {
-		if err := sb.Stop(ctx); err != nil {
+		if err := sb.stopWarm(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	if sub != nil {
+		sub.close()
+	}
 	return errors.Join(errs...)
+}
+
+// stillWarm reports whether the watch cache shows the sandbox's pod unclaimed.
+func (s *KubernetesPodSandbox) stillWarm() bool {
+	s.mu.Lock()
+	sub, uid := s.watch, s.uid
+	s.mu.Unlock()
+	if sub == nil {
+		return false
+	}
+	pod := sub.pod()
+	return pod != nil && pod.UID == uid && pod.Labels[LabelPoolState] == "warm"
+}
+
+// stopWarm stops a pool member and deletes its pod only while the pod is still warm: the delete
+// carries the resourceVersion it was last seen warm at, so a claim by another replica in between
+// fails it. A pod claimed elsewhere is left, with its Secret, to its new owner.
+func (s *KubernetesPodSandbox) stopWarm(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return nil
+	}
+	sub, uid := s.watch, s.uid
+	var cached *corev1.Pod
+	if sub != nil {
+		cached = sub.pod()
+	}
+	s.detach()
+	if uid == "" {
+		return nil
+	}
+	pods := s.client.CoreV1().Pods(s.cfg.namespace)
+	deleted := func() error { // the pod is gone: its Secret goes too
+		if err := s.deleteSecret(ctx); err != nil {
+			return fmt.Errorf("podsandbox: %w", err)
+		}
+		return nil
+	}
+	cur := cached
+	for range 2 {
+		if cur == nil || cur.UID != uid {
+			var err error
+			if cur, err = pods.Get(ctx, s.podName, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+				return deleted()
+			} else if err != nil {
+				return fmt.Errorf("podsandbox: delete warm pod %s: %w", s.podName, err)
+			}
+			if cur.UID != uid {
+				return nil // a newer pod of the same name: not ours
+			}
+		}
+		if cur.Labels[LabelPoolState] != "warm" {
+			return nil // claimed: it belongs to a session now
+		}
+		rv := cur.ResourceVersion
+		err := pods.Delete(ctx, s.podName, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid, ResourceVersion: &rv}})
+		switch {
+		case err == nil || apierrors.IsNotFound(err):
+			return deleted()
+		case !apierrors.IsConflict(err):
+			return fmt.Errorf("podsandbox: delete warm pod %s: %w", s.podName, err)
+		}
+		cur = nil // changed since we saw it: look again
+	}
+	return fmt.Errorf("podsandbox: delete warm pod %s: it kept changing; Reap removes it once it expires", s.podName)
 }
 
 var errClaimedElsewhere = errors.New("warm pod claimed elsewhere")
@@ -305,6 +518,11 @@ func (s *KubernetesPodSandbox) claim(ctx context.Context, sessionID string, env 
 	pod := sub.pod()
 	if pod == nil || pod.UID != uid {
 		return ErrSandboxGone
+	}
+	if pod.Labels[LabelPoolState] != "warm" {
+		// The cache already shows another replica's claim (with its resourceVersion, which
+		// would pass the precondition below).
+		return errClaimedElsewhere
 	}
 	label := strings.TrimPrefix(PodName(sessionID), PodNamePrefix)
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{
@@ -375,5 +593,7 @@ func (s *KubernetesPodSandbox) storeToken(ctx context.Context, secret, token str
 func (s *KubernetesPodSandbox) release() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.detach()
+	if !s.stopped {
+		s.detach()
+	}
 }

@@ -269,10 +269,12 @@ func (m *SessionManager) Start(ctx context.Context) error {
 	case m.started:
 		return nil
 	}
-	m.started = true
 	if m.pool != nil {
-		m.pool.start(ctx)
+		if err := m.pool.start(ctx); err != nil {
+			return err
+		}
 	}
+	m.started = true
 	m.bg.do(func(bctx context.Context) {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()

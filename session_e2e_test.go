@@ -187,6 +187,114 @@ func TestWarmPool(t *testing.T) {
 	}
 }
 
+// TestWarmPoolSharedByReplicas: two replicas (two Clients, two managers) with one pool name share
+// their warm pods. Replica B, asked for more sessions at once than it has warm pods, claims
+// replica A's; A never hands out a pod B claimed, and A's Shutdown leaves B's sessions running.
+func TestWarmPoolSharedByReplicas(t *testing.T) {
+	t.Parallel()
+	env := e2e.Env(t)
+	for _, mode := range []podsandbox.Mode{podsandbox.ModeHTTP, podsandbox.ModeAPI} {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			ns := e2e.CreateNamespace(t, "psbx-shared-pool")
+			ctx := ctxT(t, 4*time.Minute)
+			who := podsandbox.WithSessionEnv(func(id string) map[string]string { return map[string]string{"WHO": id} })
+			replica := func(size int) *podsandbox.SessionManager {
+				f := newFactory(t, modeImage[mode], managerOpts(ns, podsandbox.WithMode(mode))...)
+				m := newManager(t, f, podsandbox.WithWarmPool(size, podsandbox.WithPoolName("shared")), who)
+				if err := m.Start(ctx); err != nil {
+					t.Fatal(err)
+				}
+				return m
+			}
+			a := replica(2)
+			waitFor(t, "A's 2 warm pods", 90*time.Second, func() bool { return a.Pool().Ready() == 2 })
+			aPods := map[string]bool{}
+			for _, p := range managedPods(t, ns, podsandbox.LabelPool+"=shared") {
+				aPods[p.Name] = true
+			}
+			b := replica(1)
+			waitFor(t, "B's warm pod", 90*time.Second, func() bool { return b.Pool().Ready() == 1 })
+
+			// B gets three sessions at once with one warm pod of its own: at least one of the
+			// others must come from A's pool (B refills one pod at a time).
+			podOf := map[string]string{} // session -> pod
+			var mu sync.Mutex
+			var wg sync.WaitGroup
+			for i := range 3 {
+				wg.Go(func() {
+					id := fmt.Sprintf("b-%d", i)
+					sb, err := b.GetOrCreate(ctx, id)
+					if err != nil {
+						t.Errorf("B %s: %v", id, err)
+						return
+					}
+					mu.Lock()
+					podOf[id] = sb.(*podsandbox.KubernetesPodSandbox).PodName()
+					mu.Unlock()
+				})
+			}
+			wg.Wait()
+			if t.Failed() {
+				return
+			}
+			fromA := 0
+			for _, pod := range podOf {
+				if aPods[pod] {
+					fromA++
+				}
+			}
+			if fromA == 0 {
+				t.Fatalf("B claimed none of A's warm pods %v: %v", aPods, podOf)
+			}
+			t.Logf("B's sessions %v; %d from A's pool", podOf, fromA)
+
+			// A now gets two sessions: never a pod B holds.
+			for i := range 2 {
+				id := fmt.Sprintf("a-%d", i)
+				sb, err := a.GetOrCreate(ctx, id)
+				if err != nil {
+					t.Fatalf("A %s: %v", id, err)
+				}
+				podOf[id] = sb.(*podsandbox.KubernetesPodSandbox).PodName()
+			}
+			seen := map[string]string{}
+			for id, pod := range podOf {
+				if other, dup := seen[pod]; dup {
+					t.Errorf("pod %s serves sessions %s and %s", pod, other, id)
+				}
+				seen[pod] = id
+				p, err := env.Client.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
+				if err != nil || p.Annotations[podsandbox.AnnotationSandboxID] != id {
+					t.Errorf("pod %s of session %s: annotation %q, %v", pod, id, p.Annotations[podsandbox.AnnotationSandboxID], err)
+				}
+			}
+
+			// A shuts down (its pool deletes only pods still warm); B's sessions keep working.
+			if _, err := a.Shutdown(ctx); err != nil {
+				t.Fatalf("A Shutdown: %v", err)
+			}
+			for i := range 3 {
+				id := fmt.Sprintf("b-%d", i)
+				sb, err := b.GetOrCreate(ctx, id)
+				if err != nil {
+					t.Fatalf("B %s after A's shutdown: %v", id, err)
+				}
+				if got := sb.(*podsandbox.KubernetesPodSandbox).PodName(); got != podOf[id] {
+					t.Errorf("B %s moved from pod %s to %s: A's shutdown deleted it", id, podOf[id], got)
+				}
+				if r, err := sb.Execute(ctx, `echo "$WHO"`); err != nil || r.Stdout != id+"\n" {
+					t.Errorf("B %s: %+v %v", id, r, err)
+				}
+			}
+			if _, err := b.Shutdown(ctx); err != nil {
+				t.Fatalf("B Shutdown: %v", err)
+			}
+			waitFor(t, "every pod deleted", 90*time.Second, func() bool { return len(managedPods(t, ns, "")) == 0 })
+		})
+	}
+}
+
 func waitFor(t *testing.T, what string, d time.Duration, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)

@@ -109,6 +109,17 @@ func (s *podSubscription) pod() *corev1.Pod {
 	return obj.(*corev1.Pod)
 }
 
+// list returns the cached pods of the namespace that match (none before the cache has synced).
+func (s *podSubscription) list(match func(*corev1.Pod) bool) []*corev1.Pod {
+	var out []*corev1.Pod
+	for _, obj := range s.w.informer.GetStore().List() {
+		if p, ok := obj.(*corev1.Pod); ok && match(p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // close ends the subscription; the last one stops the watch.
 func (s *podSubscription) close() {
 	s.once.Do(func() {

@@ -76,9 +76,9 @@ func (r *Result) Lines() []string {
 	if p := r.Pool; p != nil {
 		add("pool: %d warm pods over %d managers %v filled in %s = %.0f/s; requests per warm pod: %s",
 			p.Size, p.Managers, p.Sizes, Seconds(p.Fill), float64(p.Size)/p.Fill, p.FillRequests.PerOp(p.Size))
-		add("  claims: %d at once (%d warm, %d cold, %d failed) in %s; p50 %s, p99 %s; duplicates %d (must be 0)",
-			p.Claims, p.Warm, p.Cold, p.Failed, Seconds(p.ClaimWall), Seconds(p.ClaimLatency.P50), Seconds(p.ClaimLatency.P99), p.Duplicates)
-		add("  requests per claim (refills included): %s", p.ClaimRequests.PerOp(max(p.Claims, 1)))
+		add("  claims: %d at once by managers claiming %v (%d warm, %d of them another replica's; %d cold, %d failed) in %s; p50 %s, p99 %s; duplicates %d (must be 0)",
+			p.Claims, p.Demand, p.Warm, p.Shared, p.Cold, p.Failed, Seconds(p.ClaimWall), Seconds(p.ClaimLatency.P50), Seconds(p.ClaimLatency.P99), p.Duplicates)
+		add("  requests per claim (refills included; 409 = a race lost to another replica): %s", p.ClaimRequests.PerOp(max(p.Claims, 1)))
 		add("  API server during the claims: %s; Shutdown of the managers %s", ServerString(p.Server), Seconds(p.Shutdown))
 	}
 	if x := r.Reap; x != nil {

@@ -91,10 +91,10 @@ func TestLines(t *testing.T) {
 	r := &Result{Server: "v1.36.3", Host: "https://127.0.0.1:6443", FakeNodes: 10, QPS: 50, Burst: 100,
 		Sessions: &SessionsResult{N: 10, Concurrency: 2, Wall: 1, Latency: Dist{N: 10, P50: 0.1, P99: 0.2, Max: 0.2},
 			Requests: Counts{Requests: map[string]int64{"POST pods": 10}}},
-		Pool:     &PoolResult{Size: 6, Managers: 3, Sizes: []int{2, 2, 2}, Claims: 6, Warm: 6},
+		Pool:     &PoolResult{Size: 6, Managers: 3, Sizes: []int{2, 2, 2}, Demand: []int{3, 2, 1}, Claims: 6, Warm: 6, Shared: 1},
 		Problems: []string{"something"}}
 	out := strings.Join(r.Lines(), "\n")
-	for _, want := range []string{"sessions: 10 GetOrCreate", "1.00 POST pods", "claims: 6 at once (6 warm, 0 cold", "PROBLEM: something"} {
+	for _, want := range []string{"sessions: 10 GetOrCreate", "1.00 POST pods", "claims: 6 at once by managers claiming [3 2 1] (6 warm, 1 of them another replica's; 0 cold", "PROBLEM: something"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}

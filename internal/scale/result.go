@@ -69,6 +69,8 @@ type PoolResult struct {
 	Size     int   `json:"size"`
 	Managers int   `json:"managers"`
 	Sizes    []int `json:"sizes"`
+	// Demand is how many sessions each manager claims; the first claims more than it has warm.
+	Demand []int `json:"demand"`
 	// Fill is the time from starting the managers until every warm pod is Ready.
 	Fill         float64 `json:"fill_s"`
 	FillRequests Counts  `json:"fill_requests"`
@@ -77,6 +79,8 @@ type PoolResult struct {
 	// Warm claims got a pool pod; Cold ones a new pod (the pool had none ready).
 	Warm int `json:"warm"`
 	Cold int `json:"cold"`
+	// Shared warm claims got a pod another manager's pool started.
+	Shared int `json:"shared"`
 	// Duplicates are pods that serve more than one session, or whose sandbox-id annotation names
 	// another session than the one that claimed it. It must be 0.
 	Duplicates    int             `json:"duplicates"`

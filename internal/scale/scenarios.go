@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -204,11 +205,17 @@ func (r *runner) informer(ctx context.Context) error {
 // claim is one session of the pool scenario and the pod that serves it.
 type claim struct {
 	session, pod string
+	replica      string // the claiming manager's index
 }
 
-// pool is the pool scenario: Managers session managers, each with its own Client and a share
-// of PoolSize warm pods (one pool name), started at once; when every warm pod is Ready, each
-// manager claims as many sessions as its share, all managers at once.
+// labelReplica marks the pool scenario's warm pods with the manager that started them, so a
+// claim of another replica's pod can be told apart (labels are not part of a pool's spec hash).
+const labelReplica = "scale.podsandbox.io/replica"
+
+// pool is the pool scenario: Managers session managers (replicas), each with its own Client and
+// a share of PoolSize warm pods of one pool name, started at once. When every warm pod is Ready,
+// all managers claim PoolSize sessions at once, the first manager half of them: it runs out of
+// its own warm pods and claims the other replicas' while they claim them too.
 func (r *runner) pool(ctx context.Context) error {
 	ns, err := r.createNamespace(ctx, "pool")
 	if err != nil {
@@ -216,7 +223,12 @@ func (r *runner) pool(ctx context.Context) error {
 	}
 	k := r.cfg.Managers
 	sizes := split(r.cfg.PoolSize, k)
-	res := &PoolResult{Size: r.cfg.PoolSize, Managers: k, Sizes: sizes}
+	demand := sizes
+	if k > 1 {
+		first := (r.cfg.PoolSize + 1) / 2
+		demand = append([]int{first}, split(r.cfg.PoolSize-first, k-1)...)
+	}
+	res := &PoolResult{Size: r.cfg.PoolSize, Managers: k, Sizes: sizes, Demand: demand}
 	r.res.Pool = res
 	counters := make([]Counter, k)
 	clients := make([]*podsandbox.Client, 0, k)
@@ -247,7 +259,7 @@ func (r *runner) pool(ctx context.Context) error {
 			return err
 		}
 		clients = append(clients, c)
-		f, err := r.factory(c, ns, "pool")
+		f, err := r.factory(c, ns, "pool", podsandbox.WithLabels(map[string]string{labelReplica: strconv.Itoa(i)}))
 		if err != nil {
 			return err
 		}
@@ -300,11 +312,11 @@ func (r *runner) pool(ctx context.Context) error {
 	t1 := time.Now()
 	var wg sync.WaitGroup
 	for i, m := range managers {
-		claims[i] = make([]claim, sizes[i])
-		lat[i] = make([]time.Duration, sizes[i])
-		conc := min(max(r.cfg.Concurrency/k, 1), max(sizes[i], 1))
+		claims[i] = make([]claim, demand[i])
+		lat[i] = make([]time.Duration, demand[i])
+		conc := min(max(r.cfg.Concurrency/k, 1), max(demand[i], 1))
 		wg.Go(func() {
-			parallel(ctx, sizes[i], conc, func(j int) {
+			parallel(ctx, demand[i], conc, func(j int) {
 				id := fmt.Sprintf("claim-%d-%05d", i, j)
 				t := time.Now()
 				sb, err := m.GetOrCreate(ctx, id)
@@ -318,7 +330,7 @@ func (r *runner) pool(ctx context.Context) error {
 					errs.add("%s: the sandbox (%T) does not name its pod", id, sb)
 					return
 				}
-				claims[i][j] = claim{session: id, pod: pn.PodName()}
+				claims[i][j] = claim{session: id, pod: pn.PodName(), replica: strconv.Itoa(i)}
 			})
 		})
 	}
@@ -348,8 +360,8 @@ func (r *runner) pool(ctx context.Context) error {
 	if err := r.verifyClaims(ctx, ns, all, res); err != nil {
 		return err
 	}
-	r.cfg.logf("pool: %d claims (%d warm, %d cold, %d duplicates) in %.2fs, p50 %.3fs",
-		res.Claims, res.Warm, res.Cold, res.Duplicates, res.ClaimWall, res.ClaimLatency.P50)
+	r.cfg.logf("pool: %d claims (%d warm, %d of them another replica's, %d cold, %d duplicates) in %.2fs, p50 %.3fs",
+		res.Claims, res.Warm, res.Shared, res.Cold, res.Duplicates, res.ClaimWall, res.ClaimLatency.P50)
 	return nil
 }
 
@@ -398,6 +410,9 @@ func (r *runner) verifyClaims(ctx context.Context, ns string, all []claim, res *
 		}
 		if p.Labels[podsandbox.LabelPool] == poolName {
 			res.Warm++
+			if p.Labels[labelReplica] != c.replica {
+				res.Shared++
+			}
 		} else {
 			res.Cold++
 		}
