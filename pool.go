@@ -361,12 +361,13 @@ func (p *WarmPool) bind(ctx context.Context, sb *KubernetesPodSandbox, sessionID
 }
 
 // sharedTries bounds how many other replicas' warm pods one claim tries before it gives up with
-// ErrPoolEmpty (each lost race costs a request or two).
-const sharedTries = 8
+// ErrPoolEmpty: each lost race costs a request or two, and means another claim won a pod.
+const sharedTries = 64
 
 // claimShared claims a warm pod of the same pool name and spec that another replica started.
 // Candidates come from the watch cache in random order, so replicas short of pods at once spread
-// over them instead of racing for the same one.
+// over them instead of racing for the same one; after a lost race it looks again (the cache moves
+// on), never at a pod it tried already.
 func (p *WarmPool) claimShared(ctx context.Context, sessionID string, env map[string]string) (*KubernetesPodSandbox, error) {
 	p.mu.Lock()
 	sub := p.sub
@@ -375,22 +376,27 @@ func (p *WarmPool) claimShared(ctx context.Context, sessionID string, env map[st
 		return nil, ErrPoolEmpty
 	}
 	mode := string(p.f.spec.mode)
-	cands := sub.list(func(pod *corev1.Pod) bool {
-		return pod.Labels[LabelPool] == p.name && pod.Labels[LabelPoolState] == "warm" && pod.Labels[LabelPoolSpec] == p.hash &&
-			pod.Annotations[AnnotationMode] == mode && pod.DeletionTimestamp == nil &&
-			pod.Status.Phase == corev1.PodRunning && podReady(pod)
-	})
-	p.mu.Lock()
-	cands = slices.DeleteFunc(cands, func(pod *corev1.Pod) bool { return p.members[pod.Name] })
-	p.mu.Unlock()
-	mrand.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
-	for _, pod := range cands[:min(len(cands), sharedTries)] {
+	tried := map[string]bool{}
+	for len(tried) < sharedTries {
+		cands := sub.list(func(pod *corev1.Pod) bool {
+			return pod.Labels[LabelPool] == p.name && pod.Labels[LabelPoolState] == "warm" && pod.Labels[LabelPoolSpec] == p.hash &&
+				pod.Annotations[AnnotationMode] == mode && pod.DeletionTimestamp == nil &&
+				pod.Status.Phase == corev1.PodRunning && podReady(pod) && !tried[pod.Name]
+		})
+		p.mu.Lock()
+		cands = slices.DeleteFunc(cands, func(pod *corev1.Pod) bool { return p.members[pod.Name] })
+		p.mu.Unlock()
+		if len(cands) == 0 {
+			break
+		}
+		pod := cands[mrand.IntN(len(cands))]
+		tried[pod.Name] = true
 		sb, err := p.member(pod.Annotations[AnnotationSandboxID])
 		if err != nil {
 			return nil, err
 		}
 		if sb.podName != pod.Name {
-			continue // not named after its sandbox id: not a pool pod of ours to share
+			continue // not named after its sandbox id: not a pool pod to share
 		}
 		if err := sb.start(ctx, pod); err != nil {
 			sb.release()

@@ -94,7 +94,7 @@ func run() int {
 	flag.StringVar(&o.gobench, "gobench", "", "file with `go test -bench` output of the root package (row 5)")
 	flag.StringVar(&o.gobenchCmd, "gobench-cmd", "", "the go test command that produced -gobench (shown in the table)")
 	flag.BoolVar(&o.quick, "quick", false, "short run: small counts (below the required ones; the table says so)")
-	flag.StringVar(&o.only, "only", "", "comma-separated rows to run (1-7); default all")
+	flag.StringVar(&o.only, "only", "", "comma-separated rows to run (1-8); default all")
 	flag.IntVar(&o.execIters, "exec-iters", 100, "row 1: measured iterations per variant")
 	flag.IntVar(&o.execWarmup, "exec-warmup", 5, "row 1: warm-up iterations per variant")
 	flag.IntVar(&o.startRuns, "start-runs", 10, "row 2: cold starts per variant")
@@ -250,8 +250,9 @@ func (b *bench) progress(format string, args ...any) {
 }
 
 // runAll runs the selected rows and builds the table. Rows 1 and 3 share their pods; rows run in
-// the order 5, 1, 3, 2, 4, 6 (the shared pods are gone before the cold-start rows), then 7, whose
-// thousands of fake pods must not load the cluster while the other rows run.
+// the order 5, 1, 3, 2, 4, 6 (the shared pods are gone before the cold-start rows), 8 (its 200
+// real pods are gone before it ends), then 7, whose thousands of fake pods must not load the
+// cluster while the other rows run.
 func (b *bench) runAll(ctx context.Context) int {
 	t0 := time.Now()
 	b.table = &Table{}
@@ -264,8 +265,9 @@ func (b *bench) runAll(ctx context.Context) int {
 		"5. In-memory (go test -bench, root package)",
 		fmt.Sprintf("6. %d sessions created at once (SessionManager.GetOrCreate, HTTP mode by pod IP), then `true` on each", b.opt.sessions),
 		"7. Scale (simulated): kwok's fake nodes, API mode, the control plane only (internal/scale: sessions, informer, warm pool over 3 managers, reap)",
+		fmt.Sprintf("8. Scale (real): %d API-mode sessions as real pods through one Client and one SessionManager (internal/scale -real)", realSessions),
 	}
-	for i := 1; i <= 7; i++ {
+	for i := 1; i <= 8; i++ {
 		b.blocks[i] = b.table.AddBlock(titles[i])
 	}
 	b.header(ctx)
@@ -322,6 +324,7 @@ func (b *bench) runAll(ctx context.Context) int {
 	step(2, b.rowColdStart)
 	step(4, b.rowWarmPool)
 	step(6, b.rowSessions)
+	step(8, b.rowRealSessions)
 	if b.opt.scale {
 		step(7, b.rowScale)
 	} else {

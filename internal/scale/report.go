@@ -55,8 +55,13 @@ func ServerString(ls []ServerLatency) string {
 func (r *Result) Lines() []string {
 	var out []string
 	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
-	add("scale (simulated): %s at %s, %d Ready kwok nodes; library clients at %g QPS, burst %d; %s",
-		r.Server, r.Host, r.FakeNodes, r.QPS, r.Burst, r.Start.Format(time.DateTime))
+	if r.Real {
+		add("scale (real pods on the cluster's own nodes): %s at %s; library clients at %g QPS, burst %d; %s",
+			r.Server, r.Host, r.QPS, r.Burst, r.Start.Format(time.DateTime))
+	} else {
+		add("scale (simulated): %s at %s, %d Ready kwok nodes; library clients at %g QPS, burst %d; %s",
+			r.Server, r.Host, r.FakeNodes, r.QPS, r.Burst, r.Start.Format(time.DateTime))
+	}
 	if s := r.Sessions; s != nil {
 		add("sessions: %d GetOrCreate (%d at a time) in %s = %.0f/s (client QPS floor %s); p50 %s, p99 %s, max %s; %d failed",
 			s.N, s.Concurrency, Seconds(s.Wall), float64(s.Latency.N)/s.Wall, Seconds(QPSFloor(s.N, r.QPS, r.Burst)),

@@ -12,6 +12,8 @@ type Result struct {
 	Host      string    `json:"host"`
 	Server    string    `json:"server_version"`
 	FakeNodes int       `json:"fake_nodes"`
+	// Real: the sessions ran as real pods on the cluster's own nodes (Config.Real).
+	Real bool `json:"real,omitempty"`
 	// QPS and Burst of each library Client (client-side rate limit).
 	QPS   float32 `json:"qps"`
 	Burst int     `json:"burst"`

@@ -66,6 +66,10 @@ type Config struct {
 	// Scenarios to run, of "sessions", "informer", "pool", "reap" (all when empty). "informer"
 	// and "reap" need "sessions".
 	Scenarios []string
+	// Real runs the sessions scenario alone on the cluster's real nodes instead of kwok's: real
+	// pods (Image must be present on the node; it is never pulled), so a few hundred at most.
+	// Three sessions run a command to show they are usable, and Shutdown deletes the pods.
+	Real bool
 	// NamespaceLabels are added to the namespaces Run creates (the e2e harness's labels let it
 	// sweep what a killed run left).
 	NamespaceLabels map[string]string
@@ -100,13 +104,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if (cfg.wants("informer") || cfg.wants("reap")) && !cfg.wants("sessions") {
 		return nil, errors.New("scale: the informer and reap scenarios need the sessions scenario")
 	}
+	if cfg.Real {
+		if !slices.Equal(cfg.Scenarios, []string{"sessions"}) {
+			return nil, errors.New("scale: Real runs the sessions scenario only: set Scenarios to [sessions]")
+		}
+	}
 	admin := rest.CopyConfig(cfg.REST)
 	admin.QPS, admin.Burst = 500, 1000 // setup, checks and /metrics: not what is measured
 	cs, err := kubernetes.NewForConfig(admin)
 	if err != nil {
 		return nil, err
 	}
-	r := &runner{cfg: cfg, cs: cs, res: &Result{Start: time.Now(), Host: cfg.REST.Host}}
+	r := &runner{cfg: cfg, cs: cs, res: &Result{Start: time.Now(), Host: cfg.REST.Host, Real: cfg.Real}}
 	if r.lib = cfg.LibraryLog; r.lib == nil {
 		r.lib = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
@@ -177,6 +186,9 @@ func (r *runner) check(ctx context.Context) error {
 		return fmt.Errorf("scale: the cluster at %s does not answer: %w (start it with `make cluster-up`)", r.cfg.REST.Host, err)
 	}
 	r.res.Server = v.GitVersion
+	if r.cfg.Real {
+		return nil
+	}
 	nodes, err := r.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: FakeNodeKey + "=" + FakeNodeValue})
 	if err != nil {
 		return fmt.Errorf("scale: listing the fake nodes: %w", err)
@@ -258,8 +270,17 @@ func (r *runner) cleanup(ctx context.Context) {
 }
 
 // podResources are the sandboxes' requests and limits: small, so the fake nodes' capacity (pods,
-// not CPU) is what bounds them.
-var podResources = corev1.ResourceRequirements{
-	Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")},
-	Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
+// not CPU) is what bounds them. With Real, smaller still (1m CPU, 8Mi), so a few hundred real
+// pods fit on one small node.
+func podResources(real bool) corev1.ResourceRequirements {
+	if real {
+		return corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1m"), corev1.ResourceMemory: resource.MustParse("8Mi")},
+			Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
+		}
+	}
+	return corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
+	}
 }

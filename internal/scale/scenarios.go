@@ -37,16 +37,23 @@ func (r *runner) newClient(counter *Counter) (*podsandbox.Client, error) {
 
 // factory returns a factory of API-mode sandboxes placed on the fake nodes (tolerating their
 // taint, selecting their label): no command ever runs in them.
+// With Config.Real they are real pods on the real nodes instead.
 func (r *runner) factory(c *podsandbox.Client, ns, scenario string, extra ...podsandbox.Option) (podsandbox.Factory, error) {
-	opts := append([]podsandbox.Option{
+	opts := []podsandbox.Option{
 		podsandbox.WithNamespace(ns),
 		podsandbox.WithMode(podsandbox.ModeAPI),
-		podsandbox.WithTolerations(corev1.Toleration{Key: FakeNodeKey, Operator: corev1.TolerationOpEqual,
-			Value: FakeNodeValue, Effect: corev1.TaintEffectNoSchedule}),
-		podsandbox.WithNodeSelector(map[string]string{FakeNodeKey: FakeNodeValue}),
-		podsandbox.WithResources(podResources),
+		podsandbox.WithResources(podResources(r.cfg.Real)),
 		podsandbox.WithLabels(map[string]string{LabelScenario: scenario}),
-	}, extra...)
+	}
+	if r.cfg.Real {
+		// a few hundred real pods start at once on a small node: give them minutes
+		opts = append(opts, podsandbox.WithImagePullPolicy(corev1.PullNever), podsandbox.WithStartupTimeout(8*time.Minute))
+	} else {
+		opts = append(opts, podsandbox.WithTolerations(corev1.Toleration{Key: FakeNodeKey, Operator: corev1.TolerationOpEqual,
+			Value: FakeNodeValue, Effect: corev1.TaintEffectNoSchedule}),
+			podsandbox.WithNodeSelector(map[string]string{FakeNodeKey: FakeNodeValue}))
+	}
+	opts = append(opts, extra...)
 	f, err := c.Factory(r.cfg.Image, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("scale: factory: %w", err)
@@ -103,7 +110,11 @@ func (r *runner) sessions(ctx context.Context) error {
 		return err
 	}
 	r.clientA = c
-	f, err := r.factory(c, ns, "sessions", podsandbox.WithDeleteOnStop(false))
+	var keep []podsandbox.Option
+	if !r.cfg.Real {
+		keep = append(keep, podsandbox.WithDeleteOnStop(false)) // for the reap scenario
+	}
+	f, err := r.factory(c, ns, "sessions", keep...)
 	if err != nil {
 		return err
 	}
@@ -146,14 +157,46 @@ func (r *runner) sessions(ctx context.Context) error {
 	r.cfg.logf("sessions: %d ready in %.1fs (p50 %.3fs, p99 %.3fs), %d requests",
 		res.Latency.N, res.Wall, res.Latency.P50, res.Latency.P99, res.Requests.Total())
 
-	// Stopping detaches every sandbox (their pods stay: WithDeleteOnStop(false)); the Client is
-	// closed later, as if the process had been killed.
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	if r.cfg.Real {
+		r.usable(ctx, m, n)
+	}
+
+	// Stopping detaches every sandbox (kwok: their pods stay, WithDeleteOnStop(false); the Client
+	// is closed later, as if the process had been killed). Real pods are deleted, and waited for:
+	// whatever runs next needs the node.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 8*time.Minute)
 	defer cancel()
 	if _, err := m.Shutdown(sctx); err != nil {
 		r.problem("sessions: Shutdown: %v", err)
 	}
+	if r.cfg.Real {
+		t1 := time.Now()
+		err := wait.PollUntilContextCancel(sctx, 500*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+			l, err := r.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+			return err == nil && len(l.Items) == 0, nil
+		})
+		if err != nil {
+			r.problem("sessions: pods still there %s after Shutdown", time.Since(t1).Round(time.Second))
+		}
+		r.cfg.logf("sessions: every pod gone %.1fs after Shutdown", time.Since(t1).Seconds())
+	}
 	return nil
+}
+
+// usable runs a command in three of the n sessions (first, middle, last) of a real run: the
+// sessions the figures count are sandboxes that work. Its pods/exec requests come after the
+// figures were taken.
+func (r *runner) usable(ctx context.Context, m *podsandbox.SessionManager, n int) {
+	for _, i := range []int{0, n / 2, n - 1} {
+		sb, err := m.GetOrCreate(ctx, sessionID(i))
+		if err != nil {
+			r.problem("sessions: session %d: %v", i, err)
+			continue
+		}
+		if res, err := sb.Execute(ctx, "echo ok"); err != nil || res.Output != "ok\n" || res.ExitCode != 0 {
+			r.problem("sessions: session %d does not run a command: %+v %v", i, res, err)
+		}
+	}
 }
 
 func sessionID(i int) string { return fmt.Sprintf("scale-%05d", i) }

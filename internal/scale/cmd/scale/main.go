@@ -45,6 +45,7 @@ func run() int {
 	flag.StringVar(&only, "only", "", "comma-separated scenarios of sessions,informer,pool,reap (default all)")
 	flag.Float64Var(&qps, "qps", 0, "client-side QPS of the library's clients (0: the library's default)")
 	flag.IntVar(&burst, "burst", 0, "client-side burst with -qps")
+	flag.BoolVar(&cfg.Real, "real", false, "real pods on the cluster's own nodes (needs -only sessions and a -sessions the node holds, e.g. 200), not kwok's")
 	flag.StringVar(&jsonOut, "json", "", "also write the figures as JSON to this file (make bench reads it)")
 	flag.Parse()
 	if quick {
