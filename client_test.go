@@ -12,7 +12,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
+	k8stesting "k8s.io/client-go/testing"
 )
 
 // TestClientSharesOneWatch: sandboxes made from one Client share one pod watch per namespace,
@@ -241,6 +244,83 @@ func TestPoolSpecHash(t *testing.T) {
 	for _, tt := range tests {
 		if got := hash(tt.image, tt.opts...); (got == base) != tt.same {
 			t.Errorf("%s: hash %s, base %s, want same=%v", tt.name, got, base, tt.same)
+		}
+	}
+}
+
+// TestPoolSharedByReplicas: two pools of one name on two Clients (replicas) over one API. B, with
+// one warm pod of its own, gets three sessions from A's pods too; A's close leaves the pods B
+// claimed alone and deletes only its pods still warm. (The real cluster proves the
+// resourceVersion races in TestWarmPoolSharedByReplicas; this runs the bookkeeping under -race.)
+func TestPoolSharedByReplicas(t *testing.T) {
+	cs := fakeClient()
+	kubelet(cs, corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}, corev1.PodRunning)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	replica := func(size int) *SessionManager {
+		f, err := fakeClientFor(t, cs).Factory("img", WithMode(ModeAPI), WithNamespace("ns"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := NewSessionManager(f, WithWarmPool(size, WithPoolName("shared")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _, _ = m.Shutdown(context.Background()) })
+		return m
+	}
+	podNames := func() map[string]bool {
+		l, err := cs.CoreV1().Pods("ns").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := map[string]bool{}
+		for _, p := range l.Items {
+			names[p.Name] = true
+		}
+		return names
+	}
+	waitReady := func(m *SessionManager, n int) {
+		t.Helper()
+		for m.Pool().Ready() < n {
+			if ctx.Err() != nil {
+				t.Fatalf("pool has %d ready, want %d", m.Pool().Ready(), n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	a := replica(2)
+	waitReady(a, 2)
+	aPods := podNames()
+	b := replica(1)
+	waitReady(b, 1)
+	// B's refills never become Ready now, so its second and third sessions must be A's pods.
+	cs.PrependReactor("create", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, errors.New("no more pods")
+	})
+	held := map[string]string{}
+	for i := range 3 {
+		sb, err := b.GetOrCreate(ctx, fmt.Sprint("b-", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		held[sb.(*KubernetesPodSandbox).PodName()] = fmt.Sprint("b-", i)
+	}
+	for pod := range aPods {
+		if held[pod] == "" {
+			t.Errorf("A's warm pod %s was not claimed by B (B holds %v)", pod, held)
+		}
+	}
+	if _, err := a.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	left := podNames()
+	for pod, id := range held {
+		if !left[pod] {
+			t.Errorf("A's Shutdown deleted pod %s of B's session %s", pod, id)
 		}
 	}
 }

@@ -53,6 +53,7 @@ type WarmPool struct {
 	mu       sync.Mutex
 	sub      *podSubscription // keeps the namespace's watch while the pool runs; lists shared pods
 	members  map[string]bool  // pod names this pool started and has not given up
+	handed   map[string]bool  // pods this pool's claims took, until the watch shows them claimed
 	ready    []*KubernetesPodSandbox
 	starting int
 	running  bool
@@ -99,7 +100,7 @@ func newWarmPool(f *KubernetesFactory, size int, popts []PoolOption, log *slog.L
 		}
 	}
 	p.log = log.With("pool", p.name)
-	p.members = map[string]bool{}
+	p.members, p.handed = map[string]bool{}, map[string]bool{}
 	h, err := specHash(f)
 	if err != nil {
 		return nil, err
@@ -201,7 +202,7 @@ func (p *WarmPool) run(ctx context.Context) {
 			p.mu.Unlock()
 			for _, sb := range warm {
 				if !sb.stillWarm() {
-					p.forget(sb) // another replica claimed it: its expiry is no longer ours to move
+					p.dropClaimed(sb) // another replica claimed it: its expiry is no longer ours to move
 					continue
 				}
 				sb.Touch()
@@ -283,17 +284,30 @@ func (p *WarmPool) stopMember(ctx context.Context, sb *KubernetesPodSandbox) {
 	}
 }
 
-// forget drops a member another replica claimed, without deleting its pod.
+// forget drops a member another replica claimed, which the caller has taken off the ready list,
+// without deleting its pod.
 func (p *WarmPool) forget(sb *KubernetesPodSandbox) {
 	p.mu.Lock()
 	delete(p.members, sb.podName)
-	if i := slices.Index(p.ready, sb); i >= 0 {
-		p.ready = slices.Delete(p.ready, i, i+1)
-	}
 	p.mu.Unlock()
 	p.log.Debug("warm pod was claimed by another replica", "pod", sb.podName)
 	sb.release()
 	p.kick()
+}
+
+// dropClaimed forgets a ready member whose pod the watch shows claimed. If it is no longer on the
+// ready list, a claim of this pool took it (perhaps that very claim is what the watch shows), and
+// that claim decides its fate.
+func (p *WarmPool) dropClaimed(sb *KubernetesPodSandbox) {
+	p.mu.Lock()
+	i := slices.Index(p.ready, sb)
+	if i >= 0 {
+		p.ready = slices.Delete(p.ready, i, i+1)
+	}
+	p.mu.Unlock()
+	if i >= 0 {
+		p.forget(sb)
+	}
 }
 
 // stopLater deletes a pool pod off the caller's path (in the pool's background), or now when the
@@ -350,6 +364,7 @@ func (p *WarmPool) bind(ctx context.Context, sb *KubernetesPodSandbox, sessionID
 	case err == nil:
 		p.mu.Lock()
 		delete(p.members, sb.podName)
+		p.handed[sb.podName] = true // the watch may still show it warm: not a shared candidate
 		p.mu.Unlock()
 		return true, nil
 	case errors.Is(err, errClaimedElsewhere):
@@ -384,7 +399,12 @@ func (p *WarmPool) claimShared(ctx context.Context, sessionID string, env map[st
 				pod.Status.Phase == corev1.PodRunning && podReady(pod) && !tried[pod.Name]
 		})
 		p.mu.Lock()
-		cands = slices.DeleteFunc(cands, func(pod *corev1.Pod) bool { return p.members[pod.Name] })
+		for name := range p.handed {
+			if pod := sub.cached(name); pod == nil || pod.Labels[LabelPoolState] != "warm" {
+				delete(p.handed, name) // the watch has caught up
+			}
+		}
+		cands = slices.DeleteFunc(cands, func(pod *corev1.Pod) bool { return p.members[pod.Name] || p.handed[pod.Name] })
 		p.mu.Unlock()
 		if len(cands) == 0 {
 			break

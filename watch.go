@@ -101,8 +101,11 @@ func (s *podSubscription) waitSynced(ctx context.Context) bool {
 }
 
 // pod returns the cached pod, or nil when it does not exist (or the cache has not synced).
-func (s *podSubscription) pod() *corev1.Pod {
-	obj, ok, err := s.w.informer.GetStore().GetByKey(s.w.ns + "/" + s.name)
+func (s *podSubscription) pod() *corev1.Pod { return s.cached(s.name) }
+
+// cached returns the cached pod of that name in the subscription's namespace, or nil.
+func (s *podSubscription) cached(name string) *corev1.Pod {
+	obj, ok, err := s.w.informer.GetStore().GetByKey(s.w.ns + "/" + name)
 	if err != nil || !ok {
 		return nil
 	}
