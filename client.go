@@ -7,12 +7,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/podsandbox/podsandbox/internal/wire"
 )
 
 // Client is the one owner of a connection to a cluster: the REST configuration, the clientset,
@@ -179,6 +184,44 @@ func (c *Client) NewSandbox(image string, opts ...Option) (*KubernetesPodSandbox
 		return nil, err
 	}
 	return c.newSandbox(spec)
+}
+
+// Attach returns a started sandbox for the existing pod of sandbox id in namespace, made earlier
+// by this or another process (a CLI's `run`, a replica that died, a session to inspect). It reads
+// the pod's mode, image and port from the pod itself and, in HTTP mode, its token from its Secret;
+// it creates nothing. By default its Stop only detaches: pass WithDeleteOnStop(true) to delete the
+// pod. opts may also set how to reach the pod (WithReach) and logging. It fails with ErrNoSandbox
+// when there is no such pod, and with a *ConflictError for a pod podsandbox did not make for id.
+func (c *Client) Attach(ctx context.Context, namespace, id string, opts ...Option) (*KubernetesPodSandbox, error) {
+	name := PodName(id)
+	pod, err := c.cs.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, fmt.Errorf("%w: %q in namespace %s (pod %s)", ErrNoSandbox, id, namespace, name)
+	case err != nil:
+		return nil, fmt.Errorf("podsandbox: attach %s: %w", id, err)
+	case pod.Labels[LabelManagedBy] != ManagedByValue || len(pod.Spec.Containers) == 0:
+		return nil, &ConflictError{Pod: name, Reason: "it is not managed by podsandbox"}
+	}
+	mode := Mode(pod.Annotations[AnnotationMode])
+	base := []Option{WithNamespace(namespace), WithSandboxID(id), WithMode(mode), WithDeleteOnStop(false)}
+	ctr := pod.Spec.Containers[0]
+	if mode == ModeHTTP {
+		for _, e := range ctr.Env {
+			if port, err := strconv.Atoi(e.Value); e.Name == wire.EnvPort && err == nil {
+				base = append(base, WithPort(port))
+			}
+		}
+	}
+	sb, err := c.NewSandbox(ctr.Image, append(base, opts...)...)
+	if err != nil {
+		return nil, err
+	}
+	if err := sb.start(ctx, pod); err != nil {
+		sb.release()
+		return nil, err
+	}
+	return sb, nil
 }
 
 // Reaper returns a Reaper for namespace that uses this Client's clientset and logger.

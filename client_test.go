@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	k8stesting "k8s.io/client-go/testing"
 )
@@ -322,5 +324,57 @@ func TestPoolSharedByReplicas(t *testing.T) {
 		if !left[pod] {
 			t.Errorf("A's Shutdown deleted pod %s of B's session %s", pod, id)
 		}
+	}
+}
+
+// TestReapDryRun: with DryRun a Reap lists the expired pods and deletes none; without, it deletes
+// exactly those, and never a pod it does not manage.
+func TestReapDryRun(t *testing.T) {
+	past := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
+	future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	pod := func(name, expires string, managed bool) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", UID: "uid-" + types.UID(name),
+			Labels: map[string]string{}, Annotations: map[string]string{AnnotationExpiresAt: expires, AnnotationSandboxID: name}}}
+		if managed {
+			p.Labels[LabelManagedBy] = ManagedByValue
+		}
+		return p
+	}
+	cs := fakeClient(pod("old", past, true), pod("fresh", future, true), pod("foreign", past, false))
+	r := NewReaper(cs, "ns", nil)
+	r.DryRun = true
+	res, err := r.Reap(t.Context())
+	if err != nil || res.Pods != 1 || len(res.Reaped) != 1 || res.Reaped[0].ID != "old" || !strings.HasPrefix(res.Reaped[0].Why, "idle since") {
+		t.Fatalf("dry run: %+v %v", res, err)
+	}
+	if l, _ := cs.CoreV1().Pods("ns").List(t.Context(), metav1.ListOptions{}); len(l.Items) != 3 {
+		t.Fatalf("the dry run deleted pods: %d left", len(l.Items))
+	}
+	r.DryRun = false
+	if res, err := r.Reap(t.Context()); err != nil || res.Pods != 1 {
+		t.Fatalf("reap: %+v %v", res, err)
+	}
+	l, _ := cs.CoreV1().Pods("ns").List(t.Context(), metav1.ListOptions{})
+	var left []string
+	for _, p := range l.Items {
+		left = append(left, p.Name)
+	}
+	if slices.Sort(left); !slices.Equal(left, []string{"foreign", "fresh"}) {
+		t.Errorf("left %v", left)
+	}
+}
+
+// TestAttachRefuses: Attach finds no sandbox for an unknown id (ErrNoSandbox) and refuses a pod
+// podsandbox did not make.
+func TestAttachRefuses(t *testing.T) {
+	foreign := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: PodName("theirs"), Namespace: "ns"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "img"}}}}
+	c := fakeClientFor(t, fakeClient(foreign))
+	if _, err := c.Attach(t.Context(), "ns", "nobody"); !errors.Is(err, ErrNoSandbox) {
+		t.Errorf("unknown id: %v", err)
+	}
+	var ce *ConflictError
+	if _, err := c.Attach(t.Context(), "ns", "theirs"); !errors.As(err, &ce) {
+		t.Errorf("foreign pod: %v", err)
 	}
 }

@@ -162,3 +162,26 @@ func ExampleReaper_Reap() {
 	}
 	fmt.Println("reaped", res.Pods, "pods")
 }
+
+// Attach to a sandbox another process started (a CLI's `podsandbox run --id build-7`, or a
+// replica that died): nothing is created, and Stop only detaches.
+func ExampleClient_Attach() {
+	ctx := context.Background()
+	c, err := podsandbox.NewClient(nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close(ctx)
+	sb, err := c.Attach(ctx, "sandboxes", "build-7")
+	if errors.Is(err, podsandbox.ErrNoSandbox) {
+		log.Fatal("no such sandbox: start it first")
+	} else if err != nil {
+		log.Fatal(err)
+	}
+	defer sb.Stop(ctx)
+	r, err := sb.Execute(ctx, "ls /workspace")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Print(r.Stdout)
+}

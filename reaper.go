@@ -27,13 +27,24 @@ type Reaper struct {
 	// OrphanGrace is how long a token Secret that no pod owns is kept (a create in progress) before
 	// it is deleted; Secrets owned by a pod go with it through the garbage collector. Default 5 min.
 	OrphanGrace time.Duration
-	now         func() time.Time
+	// DryRun makes Reap delete nothing: its result says what it would have deleted.
+	DryRun bool
+	now    func() time.Time
 }
 
-// ReapResult counts what a Reap deleted.
+// ReapResult counts what a Reap deleted (or, with DryRun, would have deleted).
 type ReapResult struct {
 	Pods    int
 	Secrets int
+	// Reaped lists the pods, with why each was (or would be) deleted.
+	Reaped []ReapedPod
+}
+
+// ReapedPod is one pod a Reap deleted.
+type ReapedPod struct {
+	ID  string // its sandbox id
+	Pod string
+	Why string // "idle since <expires-at>", or "finished (Failed)"
 }
 
 // NewReaper returns a reaper for namespace.
@@ -67,11 +78,17 @@ func (r *Reaper) Reap(ctx context.Context) (ReapResult, error) {
 			continue
 		}
 		uid := p.UID
-		err := r.client.CoreV1().Pods(r.namespace).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+		var err error
+		if !r.DryRun {
+			err = r.client.CoreV1().Pods(r.namespace).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+		}
 		switch {
 		case err == nil:
 			res.Pods++
-			r.log.Info("reaped pod", "pod", p.Name, "sandbox", p.Annotations[AnnotationSandboxID], "why", why)
+			res.Reaped = append(res.Reaped, ReapedPod{ID: p.Annotations[AnnotationSandboxID], Pod: p.Name, Why: why})
+			if !r.DryRun {
+				r.log.Info("reaped pod", "pod", p.Name, "sandbox", p.Annotations[AnnotationSandboxID], "why", why)
+			}
 		case apierrors.IsNotFound(err) || apierrors.IsConflict(err):
 		default:
 			errs = append(errs, fmt.Errorf("delete pod %s: %w", p.Name, err))
@@ -88,7 +105,10 @@ func (r *Reaper) Reap(ctx context.Context) (ReapResult, error) {
 			continue
 		}
 		uid := s.UID
-		err := r.client.CoreV1().Secrets(r.namespace).Delete(ctx, s.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+		var err error
+		if !r.DryRun {
+			err = r.client.CoreV1().Secrets(r.namespace).Delete(ctx, s.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+		}
 		if err == nil {
 			res.Secrets++
 		} else if !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {

@@ -211,6 +211,8 @@ func ResolveExecOptions(opts ...ExecOption) ExecConfig {
 var (
 	// ErrNotFound: the file or directory does not exist.
 	ErrNotFound = errors.New("no such file or directory")
+	// ErrNoSandbox: Client.Attach found no pod for the sandbox id.
+	ErrNoSandbox = errors.New("no such sandbox")
 	// ErrIsDirectory: a file operation was given a directory.
 	ErrIsDirectory = errors.New("is a directory")
 	// ErrNotDirectory: LsInfo was given something that is not a directory.

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+
+	"github.com/podsandbox/podsandbox"
+)
+
+// cli holds the global flags and the one Client of a command line.
+type cli struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+
+	kubeconfig string
+	namespace  string
+	reach      string
+	output     string
+
+	client *podsandbox.Client
+}
+
+func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:           "podsandbox",
+		Short:         "Kubernetes pods as sandboxes: run, exec, files, list, rm, reap",
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		PersistentPostRunE: func(cmd *cobra.Command, _ []string) error {
+			if c.client == nil {
+				return nil
+			}
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), 10*time.Second)
+			defer cancel()
+			return c.client.Close(ctx)
+		},
+	}
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	f := root.PersistentFlags()
+	f.StringVar(&c.kubeconfig, "kubeconfig", "", "path to the kubeconfig (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
+	f.StringVarP(&c.namespace, "namespace", "n", "default", "namespace of the sandboxes")
+	f.StringVar(&c.reach, "reach", string(podsandbox.ReachAuto), "how HTTP-mode commands reach the pod: auto, pod-ip, proxy or port-forward")
+	root.AddCommand(c.runCmd(), c.execCmd(), c.listCmd(), c.rmCmd(), c.reapCmd(),
+		c.lsCmd(), c.readCmd(), c.globCmd(), c.grepCmd(), c.editCmd())
+	return root
+}
+
+// connect makes the command line's Client (closed after the command by the root's post-run).
+func (c *cli) connect() (*podsandbox.Client, error) {
+	if c.client != nil {
+		return c.client, nil
+	}
+	cfg, err := podsandbox.LoadConfig(c.kubeconfig, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w (give --kubeconfig, or set KUBECONFIG)", err)
+	}
+	cl, err := podsandbox.NewClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.client = cl
+	return cl, nil
+}
+
+// attach connects and attaches to sandbox id; its Stop only detaches.
+func (c *cli) attach(ctx context.Context, id string) (*podsandbox.KubernetesPodSandbox, error) {
+	cl, err := c.connect()
+	if err != nil {
+		return nil, err
+	}
+	var opts []podsandbox.Option
+	if c.reach != string(podsandbox.ReachAuto) {
+		opts = append(opts, podsandbox.WithReach(podsandbox.Reach(c.reach)))
+	}
+	sb, err := cl.Attach(ctx, c.namespace, id, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("%w (list the sandboxes with `podsandbox list -n %s`)", err, c.namespace)
+	}
+	return sb, nil
+}
+
+// withSandbox runs f on sandbox id and detaches afterwards.
+func (c *cli) withSandbox(cmd *cobra.Command, id string, f func(context.Context, *podsandbox.KubernetesPodSandbox) error) error {
+	ctx := cmd.Context()
+	sb, err := c.attach(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer sb.Stop(context.WithoutCancel(ctx)) //nolint:errcheck // detach only: nothing is deleted
+	return f(ctx, sb)
+}
+
+// print writes v as JSON or YAML for -o json|yaml; it reports false for any other format.
+func (c *cli) print(v any) (bool, error) {
+	switch c.output {
+	case "json":
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		return true, enc.Encode(v)
+	case "yaml":
+		b, err := yaml.Marshal(v)
+		if err != nil {
+			return true, err
+		}
+		_, err = c.stdout.Write(b)
+		return true, err
+	case "", "wide":
+		return false, nil
+	}
+	return true, fmt.Errorf("unknown output format %q: use json, yaml or wide", c.output)
+}
+
+func (c *cli) table() *tabwriter.Writer { return tabwriter.NewWriter(c.stdout, 0, 4, 3, ' ', 0) }
+
+func outputFlag(cmd *cobra.Command, c *cli, formats string) {
+	cmd.Flags().StringVarP(&c.output, "output", "o", "", "output format: "+formats)
+}
