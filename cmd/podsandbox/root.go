@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"text/tabwriter"
 	"time"
 
@@ -23,6 +24,7 @@ type cli struct {
 	namespace  string
 	reach      string
 	output     string
+	verbose    bool
 
 	client *podsandbox.Client
 }
@@ -49,6 +51,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	f := root.PersistentFlags()
 	f.StringVar(&c.kubeconfig, "kubeconfig", "", "path to the kubeconfig (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
 	f.StringVarP(&c.namespace, "namespace", "n", "default", "namespace of the sandboxes")
+	f.BoolVarP(&c.verbose, "verbose", "v", false, "log what the library does (pod created, ready, ...) on stderr")
 	f.StringVar(&c.reach, "reach", string(podsandbox.ReachAuto), "how HTTP-mode commands reach the pod: auto, pod-ip, proxy or port-forward")
 	root.AddCommand(c.runCmd(), c.execCmd(), c.listCmd(), c.rmCmd(), c.reapCmd(),
 		c.lsCmd(), c.readCmd(), c.globCmd(), c.grepCmd(), c.editCmd())
@@ -64,7 +67,11 @@ func (c *cli) connect() (*podsandbox.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w (give --kubeconfig, or set KUBECONFIG)", err)
 	}
-	cl, err := podsandbox.NewClient(cfg)
+	level := slog.LevelError // failures come back as the command's one-line error
+	if c.verbose {
+		level = slog.LevelDebug
+	}
+	cl, err := podsandbox.NewClient(cfg, podsandbox.WithClientLogger(slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level}))))
 	if err != nil {
 		return nil, err
 	}
