@@ -62,7 +62,13 @@ func (h debugLevel) Enabled(ctx context.Context, _ slog.Level) bool {
 	return h.Handler.Enabled(ctx, slog.LevelDebug)
 }
 
+// Handle drops the record unless debug is on: logr calls Handle for errors without asking
+// Enabled, and client-go logs them from stream goroutines that can outlive the Execute that
+// started them, so a disabled record must not reach the caller's writer at all.
 func (h debugLevel) Handle(ctx context.Context, r slog.Record) error {
+	if !h.Handler.Enabled(ctx, slog.LevelDebug) {
+		return nil
+	}
 	r.Level = slog.LevelDebug
 	return h.Handler.Handle(ctx, r)
 }

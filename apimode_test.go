@@ -3,8 +3,13 @@ package podsandbox
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"log/slog"
 	"regexp"
+	"strings"
 	"testing"
+
+	"github.com/go-logr/logr"
 )
 
 func TestMarkerWriter(t *testing.T) {
@@ -102,5 +107,22 @@ func TestGlobFilter(t *testing.T) {
 	}
 	if got := globFilter("*.go", "/w/", files); len(got) != 3 {
 		t.Errorf("any depth: %+v", got)
+	}
+}
+
+// TestDebugLevelDropsWhenOff: client-go's stream errors go through debugLevel; with debug off
+// nothing reaches the writer, even though logr calls Handle for errors without asking Enabled
+// (a stream goroutine that outlives Execute must not write into the caller's writer).
+func TestDebugLevelDropsWhenOff(t *testing.T) {
+	var buf bytes.Buffer
+	h := debugLevel{slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})}
+	logr.FromSlogHandler(h).Error(errors.New("stream reset"), "copying stderr")
+	if buf.Len() != 0 {
+		t.Errorf("debug is off, yet the handler wrote %q", buf.String())
+	}
+	h = debugLevel{slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})}
+	logr.FromSlogHandler(h).Error(errors.New("stream reset"), "copying stderr")
+	if !strings.Contains(buf.String(), "level=DEBUG") {
+		t.Errorf("debug on: %q", buf.String())
 	}
 }

@@ -7,7 +7,8 @@
 #      images too). The local cluster needs root;
 #   3. runs examples/quickstart (API mode with python3, HTTP mode with the server image),
 #      examples/agent (the one-shot agent through the console toolset) and
-#      examples/sessions -demo (per-user sandboxes behind an HTTP service, a two-user client);
+#      examples/sessions -demo (per-user sandboxes behind an HTTP service, a two-user client),
+#      then a short session with the podsandbox CLI (cmd/podsandbox);
 #   4. prints each step's time and leaves the cluster running.
 #
 # Env: AGENT_MODEL (default scripted: offline) is passed to the agent as -model; AGENT_MODEL=auto
@@ -53,7 +54,7 @@ fi
 BIN=$ROOT/.cluster/demo-bin
 mkdir -p "$BIN"
 step build "build the examples" "the examples do not compile; see the compiler's message" \
-  go build -o "$BIN/" ./examples/quickstart ./examples/agent ./examples/sessions
+  go build -o "$BIN/" ./examples/quickstart ./examples/agent ./examples/sessions ./cmd/podsandbox
 
 # ---- the cluster ----
 external=""
@@ -86,6 +87,26 @@ step agent "examples/agent: the one-shot agent through the toolset" \
 step "sessions -demo" "examples/sessions -demo: a sandbox per user behind HTTP" \
   "try: go run ./examples/sessions -demo -v" \
   "$BIN/sessions" "${common[@]}" -demo
+
+# cli_demo: a short session with the podsandbox CLI, each command shown as typed.
+cli_demo() {
+  local id="demo-cli-$$" rc=0
+  shown() {
+    local a line='$ podsandbox'
+    for a in "$@"; do case $a in *[[:space:]]*) line="$line '$a'" ;; *) line="$line $a" ;; esac; done
+    echo "$line"
+    "$BIN/podsandbox" --kubeconfig "$KUBECONFIG" -n "$NAMESPACE" "$@"
+  }
+  shown run podsandbox.local/busybox:1 --mode api --id "$id" || return 1
+  shown exec "$id" -- 'echo "hello from $(hostname)"; exit 3' || rc=$?
+  echo "(exit code $rc: the command's own)"
+  [ "$rc" = 3 ] || { shown rm "$id"; return 1; }
+  shown list "$id" || { shown rm "$id"; return 1; }
+  shown rm "$id"
+}
+step cli "cmd/podsandbox: the command line" \
+  "try: go run ./cmd/podsandbox --help" \
+  cli_demo
 
 header "done in $(secs $(( $(now) - T0 )))s"
 printf '  %s\n' "${TIMES[@]}"

@@ -120,20 +120,52 @@ func New(sb podsandbox.Sandbox, opts ...Option) (*Toolset, error) {
 	if sb == nil {
 		return nil, errors.New("toolset: nil sandbox")
 	}
+	workDir := ""
+	if wd, ok := sb.(interface{ WorkDir() string }); ok {
+		workDir = wd.WorkDir()
+	}
+	cfg, err := newConfig(workDir, opts)
+	if err != nil {
+		return nil, err
+	}
+	t := &Toolset{
+		sb:     sb,
+		cfg:    cfg,
+		byName: map[string]Tool{},
+		seen:   map[string][sha256.Size]byte{},
+		locks:  map[string]*pathLock{},
+	}
+	for _, tool := range cfg.tools() {
+		t.tools = append(t.tools, tool)
+		t.byName[tool.Name] = tool
+	}
+	return t, nil
+}
+
+// Definitions returns the tools New would offer with opts, without a sandbox: for a host that
+// lists tools before it has one (an MCP server lists them before any session's sandbox exists).
+func Definitions(opts ...Option) ([]Tool, error) {
+	cfg, err := newConfig("", opts)
+	if err != nil {
+		return nil, err
+	}
+	return cfg.tools(), nil
+}
+
+// newConfig applies opts over the defaults and validates the result.
+func newConfig(workDir string, opts []Option) (config, error) {
 	cfg := config{
 		includeExecute:      true,
 		executeApproval:     true,
 		defaultIgnoreHidden: true,
 		editFormat:          EditFormatStrReplace,
-	}
-	if wd, ok := sb.(interface{ WorkDir() string }); ok {
-		cfg.workDir = wd.WorkDir()
+		workDir:             workDir,
 	}
 	for _, o := range opts {
 		o(&cfg)
 	}
 	if cfg.editFormat != EditFormatStrReplace && cfg.editFormat != EditFormatHashline {
-		return nil, fmt.Errorf("toolset: unknown edit format %q (want %q or %q)", cfg.editFormat, EditFormatStrReplace, EditFormatHashline)
+		return cfg, fmt.Errorf("toolset: unknown edit format %q (want %q or %q)", cfg.editFormat, EditFormatStrReplace, EditFormatHashline)
 	}
 	var unknown []string
 	for k := range cfg.descriptions {
@@ -143,31 +175,29 @@ func New(sb podsandbox.Sandbox, opts ...Option) (*Toolset, error) {
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		return nil, fmt.Errorf("toolset: descriptions for unknown tools %s (valid: %s)", quoteList(unknown), quoteList(toolNames))
+		return cfg, fmt.Errorf("toolset: descriptions for unknown tools %s (valid: %s)", quoteList(unknown), quoteList(toolNames))
 	}
 	if cfg.rules != nil {
 		if err := cfg.rules.validate(); err != nil {
-			return nil, err
+			return cfg, err
 		}
 	}
+	return cfg, nil
+}
 
-	t := &Toolset{
-		sb:     sb,
-		cfg:    cfg,
-		byName: map[string]Tool{},
-		seen:   map[string][sha256.Size]byte{},
-		locks:  map[string]*pathLock{},
-	}
-	for _, tool := range definitions(&cfg) {
+// tools returns the tool definitions of the configuration: less those the ruleset denies, with
+// their approval flags.
+func (c *config) tools() []Tool {
+	var out []Tool
+	for _, tool := range definitions(c) {
 		op := toolOperation[tool.Name]
-		if cfg.rules != nil && cfg.rules.DefaultAction(op) == Deny {
+		if c.rules != nil && c.rules.DefaultAction(op) == Deny {
 			continue
 		}
-		tool.RequiresApproval = t.requiresApproval(tool.Name)
-		t.tools = append(t.tools, tool)
-		t.byName[tool.Name] = tool
+		tool.RequiresApproval = c.requiresApproval(tool.Name)
+		out = append(out, tool)
 	}
-	return t, nil
+	return out
 }
 
 // toolOperation maps each tool to its permission operation (upstream's ConsoleCapability map).
@@ -182,15 +212,15 @@ var toolOperation = map[string]Operation{
 	ToolExecute:      OpExecute,
 }
 
-func (t *Toolset) requiresApproval(name string) bool {
-	ask := func(op Operation) bool { return t.cfg.rules != nil && t.cfg.rules.DefaultAction(op) == Ask }
+func (c *config) requiresApproval(name string) bool {
+	ask := func(op Operation) bool { return c.rules != nil && c.rules.DefaultAction(op) == Ask }
 	switch name {
 	case ToolWriteFile:
-		return t.cfg.writeApproval || ask(OpWrite)
+		return c.writeApproval || ask(OpWrite)
 	case ToolEditFile, ToolHashlineEdit:
-		return t.cfg.writeApproval || ask(OpWrite) || ask(OpEdit)
+		return c.writeApproval || ask(OpWrite) || ask(OpEdit)
 	case ToolExecute:
-		return t.cfg.executeApproval || ask(OpExecute)
+		return c.executeApproval || ask(OpExecute)
 	}
 	return ask(toolOperation[name])
 }

@@ -27,6 +27,7 @@ type cli struct {
 	verbose    bool
 
 	client *podsandbox.Client
+	log    *slog.Logger // made with the client: errors only, everything with -v
 }
 
 func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
@@ -54,7 +55,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	f.BoolVarP(&c.verbose, "verbose", "v", false, "log what the library does (pod created, ready, ...) on stderr")
 	f.StringVar(&c.reach, "reach", string(podsandbox.ReachAuto), "how HTTP-mode commands reach the pod: auto, pod-ip, proxy or port-forward")
 	root.AddCommand(c.runCmd(), c.execCmd(), c.listCmd(), c.rmCmd(), c.reapCmd(),
-		c.lsCmd(), c.readCmd(), c.globCmd(), c.grepCmd(), c.editCmd())
+		c.lsCmd(), c.readCmd(), c.globCmd(), c.grepCmd(), c.editCmd(), c.mcpCmd())
 	return root
 }
 
@@ -71,7 +72,8 @@ func (c *cli) connect() (*podsandbox.Client, error) {
 	if c.verbose {
 		level = slog.LevelDebug
 	}
-	cl, err := podsandbox.NewClient(cfg, podsandbox.WithClientLogger(slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level}))))
+	c.log = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level}))
+	cl, err := podsandbox.NewClient(cfg, podsandbox.WithClientLogger(c.log))
 	if err != nil {
 		return nil, err
 	}
