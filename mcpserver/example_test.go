@@ -3,11 +3,13 @@ package mcpserver_test
 import (
 	"context"
 	"log"
+	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/podsandbox/podsandbox"
 	"github.com/podsandbox/podsandbox/mcpserver"
+	"github.com/podsandbox/podsandbox/toolset"
 )
 
 // An MCP server over streamable HTTP: each MCP session gets its own API-mode sandbox.
@@ -27,7 +29,10 @@ func ExampleNew() {
 		log.Fatal(err)
 	}
 	defer m.Shutdown(ctx)
-	s, err := mcpserver.New(m, mcpserver.WithApproveAll())
+	s, err := mcpserver.New(m,
+		mcpserver.WithApproveAll(), // the MCP client asks its user before each call
+		mcpserver.WithToolsetOptions(toolset.WithEditFormat(toolset.EditFormatHashline)),
+		mcpserver.WithLogger(slog.Default()))
 	if err != nil {
 		log.Fatal(err)
 	}

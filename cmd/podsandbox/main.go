@@ -41,9 +41,12 @@ func (e exitError) Error() string { return fmt.Sprintf("exit code %d", e.code) }
 // run runs the command line args and returns the process exit code: the sandboxed command's for
 // exec, 1 for any other failure (one line on stderr saying what is wrong and what to do).
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	root := newRoot(stdin, stdout, stderr)
+	root, c := newRoot(stdin, stdout, stderr)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
+	if cerr := c.close(ctx); err == nil {
+		err = cerr
+	}
 	var ee exitError
 	switch {
 	case err == nil:

@@ -30,21 +30,13 @@ type cli struct {
 	log    *slog.Logger // made with the client: errors only, everything with -v
 }
 
-func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+func newRoot(stdin io.Reader, stdout, stderr io.Writer) (*cobra.Command, *cli) {
 	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := &cobra.Command{
 		Use:           "podsandbox",
-		Short:         "Kubernetes pods as sandboxes: run, exec, files, list, rm, reap",
+		Short:         "Kubernetes pods as sandboxes: run, exec, files, list, rm, reap, mcp",
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		PersistentPostRunE: func(cmd *cobra.Command, _ []string) error {
-			if c.client == nil {
-				return nil
-			}
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), 10*time.Second)
-			defer cancel()
-			return c.client.Close(ctx)
-		},
 	}
 	root.SetIn(stdin)
 	root.SetOut(stdout)
@@ -56,7 +48,17 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	f.StringVar(&c.reach, "reach", string(podsandbox.ReachAuto), "how HTTP-mode commands reach the pod: auto, pod-ip, proxy or port-forward")
 	root.AddCommand(c.runCmd(), c.execCmd(), c.listCmd(), c.rmCmd(), c.reapCmd(),
 		c.lsCmd(), c.readCmd(), c.globCmd(), c.grepCmd(), c.editCmd(), c.mcpCmd())
-	return root
+	return root, c
+}
+
+// close closes the command line's Client, if a command made one (also after a failed command).
+func (c *cli) close(ctx context.Context) error {
+	if c.client == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	return c.client.Close(ctx)
 }
 
 // connect makes the command line's Client (closed after the command by the root's post-run).
