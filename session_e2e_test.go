@@ -54,22 +54,8 @@ func newManager(t *testing.T, f podsandbox.Factory, opts ...podsandbox.ManagerOp
 }
 
 func managedPods(t *testing.T, ns, selector string) []corev1.Pod {
-	env := e2e.Env(t)
-	sel := podsandbox.LabelManagedBy + "=" + podsandbox.ManagedByValue
-	if selector != "" {
-		sel += "," + selector
-	}
-	l, err := env.Client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: sel})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var live []corev1.Pod
-	for _, p := range l.Items {
-		if p.DeletionTimestamp == nil {
-			live = append(live, p)
-		}
-	}
-	return live
+	t.Helper()
+	return e2e.LivePods(t, ns, selector)
 }
 
 // TestManagerConcurrent: 1000 goroutines over 50 ids make exactly 50 pods, all usable.

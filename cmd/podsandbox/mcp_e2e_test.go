@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/podsandbox/podsandbox"
 	"github.com/podsandbox/podsandbox/internal/e2e"
@@ -84,18 +83,7 @@ func driveTools(t *testing.T, cs *mcp.ClientSession, tag string) {
 
 func managedPodCount(t *testing.T, ns string) int {
 	t.Helper()
-	l, err := e2e.Env(t).Client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{
-		LabelSelector: podsandbox.LabelManagedBy + "=" + podsandbox.ManagedByValue})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, p := range l.Items {
-		if p.DeletionTimestamp == nil {
-			n++
-		}
-	}
-	return n
+	return len(e2e.LivePods(t, ns, ""))
 }
 
 func waitPods(t *testing.T, ns string, want int) {

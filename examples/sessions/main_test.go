@@ -166,20 +166,5 @@ func TestSessionsIdleCleanup(t *testing.T) {
 // livePods counts the managed pods in the test namespace that are not being deleted.
 func livePods(t *testing.T, selector string) int {
 	t.Helper()
-	env := e2e.Env(t)
-	sel := managed
-	if selector != "" {
-		sel += "," + selector
-	}
-	l, err := env.Client.CoreV1().Pods(env.Namespace).List(context.Background(), metav1.ListOptions{LabelSelector: sel})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, p := range l.Items {
-		if p.DeletionTimestamp == nil {
-			n++
-		}
-	}
-	return n
+	return len(e2e.LivePods(t, e2e.Env(t).Namespace, selector))
 }

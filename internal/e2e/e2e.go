@@ -38,6 +38,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/podsandbox/podsandbox"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -310,4 +312,25 @@ func packageName() string {
 		n = "test"
 	}
 	return n
+}
+
+// LivePods returns the pods of namespace ns that podsandbox manages (its managed-by label), that match selector (a label selector, "" for all)
+// and that are not being deleted.
+func LivePods(t testing.TB, ns, selector string) []corev1.Pod {
+	t.Helper()
+	sel := podsandbox.LabelManagedBy + "=" + podsandbox.ManagedByValue
+	if selector != "" {
+		sel += "," + selector
+	}
+	l, err := Env(t).Client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var live []corev1.Pod
+	for _, p := range l.Items {
+		if p.DeletionTimestamp == nil {
+			live = append(live, p)
+		}
+	}
+	return live
 }
