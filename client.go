@@ -8,9 +8,11 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
@@ -193,15 +195,9 @@ func (c *Client) NewSandbox(image string, opts ...Option) (*KubernetesPodSandbox
 // pod. opts may also set how to reach the pod (WithReach) and logging. It fails with ErrNoSandbox
 // when there is no such pod, and with a *ConflictError for a pod podsandbox did not make for id.
 func (c *Client) Attach(ctx context.Context, namespace, id string, opts ...Option) (*KubernetesPodSandbox, error) {
-	name := PodName(id)
-	pod, err := c.cs.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		return nil, fmt.Errorf("%w: %q in namespace %s (pod %s)", ErrNoSandbox, id, namespace, name)
-	case err != nil:
-		return nil, fmt.Errorf("podsandbox: attach %s: %w", id, err)
-	case pod.Labels[LabelManagedBy] != ManagedByValue || len(pod.Spec.Containers) == 0:
-		return nil, &ConflictError{Pod: name, Reason: "it is not managed by podsandbox"}
+	pod, err := c.findPod(ctx, namespace, id)
+	if err != nil {
+		return nil, err
 	}
 	mode := Mode(pod.Annotations[AnnotationMode])
 	base := []Option{WithNamespace(namespace), WithSandboxID(id), WithMode(mode), WithDeleteOnStop(false)}
@@ -217,11 +213,65 @@ func (c *Client) Attach(ctx context.Context, namespace, id string, opts ...Optio
 	if err != nil {
 		return nil, err
 	}
+	sb.podName = pod.Name // differs from PodName(id) for a claimed warm pod
 	if err := sb.start(ctx, pod); err != nil {
 		sb.release()
 		return nil, err
 	}
 	return sb, nil
+}
+
+// Remove deletes the pod of sandbox id in namespace (with a UID precondition; its token Secret
+// goes with it), whatever state it is in: what `podsandbox rm` does. It fails with ErrNoSandbox
+// when there is no such pod, and with a *ConflictError for a pod podsandbox did not make for id.
+func (c *Client) Remove(ctx context.Context, namespace, id string) error {
+	pod, err := c.findPod(ctx, namespace, id)
+	if err != nil {
+		return err
+	}
+	uid := pod.UID
+	err = c.cs.CoreV1().Pods(namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("podsandbox: remove %s: %w", id, err)
+	}
+	return nil
+}
+
+// findPod returns the pod of sandbox id: the one named after it, or a warm pod claimed for it.
+func (c *Client) findPod(ctx context.Context, namespace, id string) (*corev1.Pod, error) {
+	name := PodName(id)
+	pod, err := c.cs.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		pod, err = c.claimedPod(ctx, namespace, id) // a warm pod claimed for id keeps its pool name
+	}
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, fmt.Errorf("%w: %q in namespace %s (pod %s)", ErrNoSandbox, id, namespace, name)
+	case err != nil:
+		return nil, fmt.Errorf("podsandbox: sandbox %s: %w", id, err)
+	case pod.Labels[LabelManagedBy] != ManagedByValue || len(pod.Spec.Containers) == 0:
+		return nil, &ConflictError{Pod: pod.Name, Reason: "it is not managed by podsandbox"}
+	case pod.Annotations[AnnotationSandboxID] != id:
+		return nil, &ConflictError{Pod: pod.Name, Reason: fmt.Sprintf("it belongs to sandbox id %q", pod.Annotations[AnnotationSandboxID])}
+	}
+	return pod, nil
+}
+
+// claimedPod finds the live pod a warm pool claim bound to session id: it has the id's
+// sandbox-id label and annotation but a pool pod's name. NotFound when there is none.
+func (c *Client) claimedPod(ctx context.Context, namespace, id string) (*corev1.Pod, error) {
+	label := strings.TrimPrefix(PodName(id), PodNamePrefix)
+	l, err := c.cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{
+		LabelSelector: LabelManagedBy + "=" + ManagedByValue + "," + LabelSandboxID + "=" + label})
+	if err != nil {
+		return nil, err
+	}
+	for i := range l.Items {
+		if p := &l.Items[i]; p.Annotations[AnnotationSandboxID] == id && p.DeletionTimestamp == nil {
+			return p, nil
+		}
+	}
+	return nil, apierrors.NewNotFound(corev1.Resource("pods"), PodName(id))
 }
 
 // Reaper returns a Reaper for namespace that uses this Client's clientset and logger.

@@ -377,4 +377,31 @@ func TestAttachRefuses(t *testing.T) {
 	if _, err := c.Attach(t.Context(), "ns", "theirs"); !errors.As(err, &ce) {
 		t.Errorf("foreign pod: %v", err)
 	}
+	if err := c.Remove(t.Context(), "ns", "theirs"); !errors.As(err, &ce) {
+		t.Errorf("Remove of a foreign pod: %v", err)
+	}
+	if err := c.Remove(t.Context(), "ns", "nobody"); !errors.Is(err, ErrNoSandbox) {
+		t.Errorf("Remove of an unknown id: %v", err)
+	}
+}
+
+// TestRemoveFindsClaimedPod: a warm pod claimed for a session keeps its pool name; Remove finds it
+// by the session's sandbox-id label and annotation and deletes it, and only it.
+func TestRemoveFindsClaimedPod(t *testing.T) {
+	claimed := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "pab-sandbox-pool-default-abc", Namespace: "ns", UID: "u1",
+		Labels:      map[string]string{LabelManagedBy: ManagedByValue, LabelSandboxID: "user-7", LabelPoolState: "claimed"},
+		Annotations: map[string]string{AnnotationSandboxID: "user-7"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: ContainerName, Image: "img"}}}}
+	bystander := claimed.DeepCopy()
+	bystander.Name, bystander.UID = "pab-sandbox-pool-default-def", "u2"
+	bystander.Labels[LabelSandboxID], bystander.Annotations[AnnotationSandboxID] = "user-8", "user-8"
+	cs := fakeClient(claimed, bystander)
+	c := fakeClientFor(t, cs)
+	if err := c.Remove(t.Context(), "ns", "user-7"); err != nil {
+		t.Fatal(err)
+	}
+	l, _ := cs.CoreV1().Pods("ns").List(t.Context(), metav1.ListOptions{})
+	if len(l.Items) != 1 || l.Items[0].Name != bystander.Name {
+		t.Errorf("pods left: %v", l.Items)
+	}
 }

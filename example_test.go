@@ -185,3 +185,18 @@ func ExampleClient_Attach() {
 	}
 	fmt.Print(r.Stdout)
 }
+
+// Remove a sandbox another process started, in whatever state its pod is (`podsandbox rm`).
+func ExampleClient_Remove() {
+	ctx := context.Background()
+	c, err := podsandbox.NewClient(nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close(ctx)
+	if err := c.Remove(ctx, "sandboxes", "build-7"); errors.Is(err, podsandbox.ErrNoSandbox) {
+		fmt.Println("already gone")
+	} else if err != nil {
+		log.Fatal(err)
+	}
+}

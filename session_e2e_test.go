@@ -155,6 +155,26 @@ func TestWarmPool(t *testing.T) {
 			}
 			defer sb.Stop(ctx)
 
+			// Another process attaches to the claimed session by its id (its pod keeps the pool's
+			// name), and can remove it.
+			other := testClient(t, env.Config)
+			att, err := other.Attach(ctx, env.Namespace, "claimed-"+string(mode))
+			if err != nil {
+				t.Fatalf("Attach to a claimed session: %v", err)
+			}
+			if att.PodName() != sb.PodName() {
+				t.Errorf("attached to pod %s, the session's is %s", att.PodName(), sb.PodName())
+			}
+			if r, err := att.Execute(ctx, "echo attached"); err != nil || r.Stdout != "attached\n" {
+				t.Errorf("attached: %+v %v", r, err)
+			}
+			if err := att.Stop(ctx); err != nil {
+				t.Error(err)
+			}
+			if !sb.IsAlive(ctx) {
+				t.Error("the attached sandbox's Stop deleted the session's pod")
+			}
+
 			// The pool refills.
 			waitFor(t, "refill", 60*time.Second, func() bool { return pool.Ready() == 2 })
 

@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/podsandbox/podsandbox"
@@ -263,26 +262,10 @@ func (c *cli) rmCmd() *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			pods := cl.Clientset().CoreV1().Pods(c.namespace)
 			var errs []error
 			for _, id := range ids {
-				name := podsandbox.PodName(id)
-				p, err := pods.Get(ctx, name, metav1.GetOptions{})
-				switch {
-				case apierrors.IsNotFound(err):
-					errs = append(errs, fmt.Errorf("%w: %q in namespace %s", podsandbox.ErrNoSandbox, id, c.namespace))
-					continue
-				case err != nil:
-					errs = append(errs, fmt.Errorf("rm %s: %w", id, err))
-					continue
-				case p.Labels[podsandbox.LabelManagedBy] != podsandbox.ManagedByValue || p.Annotations[podsandbox.AnnotationSandboxID] != id:
-					errs = append(errs, fmt.Errorf("rm %s: pod %s is not podsandbox's sandbox %q; left alone", id, name, id))
-					continue
-				}
-				uid := p.UID
-				err = pods.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
-				if err != nil && !apierrors.IsNotFound(err) {
-					errs = append(errs, fmt.Errorf("rm %s: %w", id, err))
+				if err := cl.Remove(ctx, c.namespace, id); err != nil {
+					errs = append(errs, err)
 					continue
 				}
 				fmt.Fprintln(c.stdout, id)
