@@ -551,26 +551,26 @@ func (s *KubernetesPodSandbox) claim(ctx context.Context, sessionID string, env 
 		return errClaimedElsewhere
 	}
 	label := strings.TrimPrefix(PodName(sessionID), PodNamePrefix)
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{
-		"uid":             uid,
-		"resourceVersion": pod.ResourceVersion,
-		"labels":          map[string]string{LabelPoolState: "claimed", LabelSandboxID: label},
-		"annotations":     map[string]string{AnnotationSandboxID: sessionID, AnnotationExpiresAt: s.expiry(time.Now())},
-	}})
 	pods := s.client.CoreV1().Pods(s.cfg.namespace)
-	_, err := pods.Patch(ctx, s.podName, types.MergePatchType, patch, metav1.PatchOptions{})
+	// relabel binds the pod to the session, if it is still at resourceVersion rv.
+	relabel := func(rv string) error {
+		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{
+			"uid":             uid,
+			"resourceVersion": rv,
+			"labels":          map[string]string{LabelPoolState: "claimed", LabelSandboxID: label},
+			"annotations":     map[string]string{AnnotationSandboxID: sessionID, AnnotationExpiresAt: s.expiry(time.Now())},
+		}})
+		_, err := pods.Patch(ctx, s.podName, types.MergePatchType, patch, metav1.PatchOptions{})
+		return err
+	}
+	err := relabel(pod.ResourceVersion)
 	if apierrors.IsConflict(err) {
 		// Our cached resourceVersion may be stale; look again before giving the pod up.
 		cur, gerr := pods.Get(ctx, s.podName, metav1.GetOptions{})
 		if gerr != nil || cur.UID != uid || cur.Labels[LabelPoolState] != "warm" || cur.DeletionTimestamp != nil {
 			return errClaimedElsewhere
 		}
-		patch, _ = json.Marshal(map[string]any{"metadata": map[string]any{
-			"uid": uid, "resourceVersion": cur.ResourceVersion,
-			"labels":      map[string]string{LabelPoolState: "claimed", LabelSandboxID: label},
-			"annotations": map[string]string{AnnotationSandboxID: sessionID, AnnotationExpiresAt: s.expiry(time.Now())},
-		}})
-		if _, err = pods.Patch(ctx, s.podName, types.MergePatchType, patch, metav1.PatchOptions{}); apierrors.IsConflict(err) {
+		if err = relabel(cur.ResourceVersion); apierrors.IsConflict(err) {
 			return errClaimedElsewhere
 		}
 	}
