@@ -19,6 +19,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/podsandbox/podsandbox/internal/wire"
 )
 
@@ -38,6 +41,7 @@ type Client struct {
 	rest *rest.Config // nil only when WithClientset was given without a config
 	cs   kubernetes.Interface
 	log  *slog.Logger
+	tel  *telemetry // tracer and instruments of everything made from the Client
 
 	// podHTTP carries pod-IP and port-forward requests: keep-alive connections to many pods.
 	podHTTP *http.Transport
@@ -61,6 +65,8 @@ type clientConfig struct {
 	qps   float32
 	burst int
 	wrap  func(http.RoundTripper) http.RoundTripper
+	tp    trace.TracerProvider
+	mp    metric.MeterProvider
 }
 
 // WithClientset makes the Client send its API requests through cs (a fake clientset in tests, or
@@ -119,7 +125,11 @@ func NewClient(cfg *rest.Config, opts ...ClientOption) (*Client, error) {
 			return nil, err
 		}
 	}
-	c := &Client{cs: cc.cs, log: cc.log, watchers: map[string]*podWatcher{}}
+	tel, err := newTelemetry(cc.tp, cc.mp)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{cs: cc.cs, log: cc.log, tel: tel, watchers: map[string]*podWatcher{}}
 	if c.log == nil {
 		c.log = slog.Default()
 	}
@@ -275,7 +285,11 @@ func (c *Client) claimedPod(ctx context.Context, namespace, id string) (*corev1.
 }
 
 // Reaper returns a Reaper for namespace that uses this Client's clientset and logger.
-func (c *Client) Reaper(namespace string) *Reaper { return NewReaper(c.cs, namespace, c.log) }
+func (c *Client) Reaper(namespace string) *Reaper {
+	r := NewReaper(c.cs, namespace, c.log)
+	r.tel = c.tel
+	return r
+}
 
 // Close stops every pod watch and waits for its goroutines, and closes idle connections. Sandboxes
 // made from the Client stop working for new operations; Stop them (or Shutdown their

@@ -5,7 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"net/http"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/podsandbox/podsandbox"
 )
@@ -197,6 +204,43 @@ func ExampleClient_Remove() {
 	if err := c.Remove(ctx, "sandboxes", "build-7"); errors.Is(err, podsandbox.ErrNoSandbox) {
 		fmt.Println("already gone")
 	} else if err != nil {
+		log.Fatal(err)
+	}
+}
+
+// Traces and metrics go to the providers the application installs: here the OpenTelemetry SDK
+// with a span exporter that prints to stdout and a Prometheus exporter on /metrics. Without
+// WithTracerProvider/WithMeterProvider the Client uses the global providers (no-ops unless set).
+func ExampleWithTracerProvider() {
+	ctx := context.Background()
+	spans, err := stdouttrace.New(stdouttrace.WithPrettyPrint())
+	if err != nil {
+		log.Fatal(err)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(spans))
+	defer tp.Shutdown(ctx)
+	prom, err := otelprom.New() // registers with prometheus.DefaultRegisterer
+	if err != nil {
+		log.Fatal(err)
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(prom))
+	defer mp.Shutdown(ctx)
+	http.Handle("/metrics", promhttp.Handler())
+
+	c, err := podsandbox.NewClient(nil, podsandbox.WithTracerProvider(tp), podsandbox.WithMeterProvider(mp))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close(ctx)
+	sb, err := c.NewSandbox("busybox:stable", podsandbox.WithMode(podsandbox.ModeAPI), podsandbox.WithNamespace("sandboxes"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := sb.Start(ctx); err != nil { // span podsandbox.Start, with an event per phase
+		log.Fatal(err)
+	}
+	defer sb.Stop(ctx)
+	if _, err := sb.Execute(ctx, "true"); err != nil { // span podsandbox.Execute
 		log.Fatal(err)
 	}
 }

@@ -24,6 +24,11 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/podsandbox/podsandbox/internal/ere"
 	"github.com/podsandbox/podsandbox/internal/fileops"
 	"github.com/podsandbox/podsandbox/internal/wire"
@@ -41,6 +46,7 @@ type KubernetesPodSandbox struct {
 	client  kubernetes.Interface // kc's clientset
 	rest    *rest.Config         // kc's REST configuration (nil with a bare WithClientset)
 	log     *slog.Logger
+	tel     *telemetry // kc's
 
 	lastActivity atomic.Int64              // unix nanoseconds
 	lastExtend   atomic.Int64              // unix nanoseconds of the last expiry annotation update
@@ -126,7 +132,7 @@ func (c *Client) newSandbox(spec config) (*KubernetesPodSandbox, error) {
 		id = uuid.New().String()
 		id = id[0:8] + id[9:13] + id[14:18] + id[19:23] + id[24:] // hex, as upstream's uuid4().hex
 	}
-	s := &KubernetesPodSandbox{podName: PodName(id), cfg: spec, log: spec.logger, kc: c, client: c.cs, rest: c.rest}
+	s := &KubernetesPodSandbox{podName: PodName(id), cfg: spec, log: spec.logger, kc: c, client: c.cs, rest: c.rest, tel: c.tel}
 	s.id.Store(&id)
 	if s.log == nil {
 		s.log = c.log
@@ -263,7 +269,7 @@ func (s *KubernetesPodSandbox) Start(ctx context.Context) error {
 
 // start is Start; with existing (a pod of this sandbox's name read from the watch cache) it adopts
 // that pod instead of creating one.
-func (s *KubernetesPodSandbox) start(ctx context.Context, existing *corev1.Pod) error {
+func (s *KubernetesPodSandbox) start(ctx context.Context, existing *corev1.Pod) (err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.started && !s.stopped {
@@ -271,9 +277,19 @@ func (s *KubernetesPodSandbox) start(ctx context.Context, existing *corev1.Pod) 
 	}
 	s.started, s.stopped, s.healthy = false, false, false
 	s.secret = "" // a new pod gets a Secret of its own
+	t0 := time.Now()
+	ctx, span := s.tel.tracer.Start(ctx, "podsandbox.Start", trace.WithAttributes(
+		append(s.spanAttrs(), semconv.ContainerImageName(s.cfg.image))...))
+	defer func() {
+		attrs := []attribute.KeyValue{attrMode.String(string(s.cfg.mode))}
+		if err != nil {
+			attrs = append(attrs, errorType(err))
+		}
+		s.tel.startDur.Record(ctx, time.Since(t0).Seconds(), metric.WithAttributes(attrs...))
+		endSpan(span, err)
+	}()
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.startupTimeout)
 	defer cancel()
-	t0 := time.Now()
 
 	sub, err := s.kc.subscribe(s.cfg.namespace, s.podName)
 	if err != nil {
@@ -294,6 +310,11 @@ func (s *KubernetesPodSandbox) start(ctx context.Context, existing *corev1.Pod) 
 	uid := pod.UID
 	s.startedUID.Store(&uid)
 	s.log.Debug("pod created", "adopted", !created, "uid", pod.UID, "elapsed", time.Since(t0))
+	if created {
+		span.AddEvent("pod created", trace.WithAttributes(semconv.K8SPodUID(string(pod.UID))))
+	} else {
+		span.AddEvent("pod adopted", trace.WithAttributes(semconv.K8SPodUID(string(pod.UID))))
+	}
 
 	ready, err := s.waitUsable(ctx, t0)
 	if err != nil {
@@ -571,7 +592,9 @@ func (s *KubernetesPodSandbox) resolve(p string) string { return fileops.Resolve
 // Execute runs command with /bin/sh -c in the work dir. See ExecOption for timeouts, output
 // limits, stdin and streaming. The exit code is exact (0-255, 124 on timeout); a timeout or a
 // cancelled ctx kills the command's whole process tree in the pod.
-func (s *KubernetesPodSandbox) Execute(ctx context.Context, command string, opts ...ExecOption) (*ExecuteResponse, error) {
+func (s *KubernetesPodSandbox) Execute(ctx context.Context, command string, opts ...ExecOption) (resp *ExecuteResponse, err error) {
+	ctx, op := s.traceOp(ctx, "Execute")
+	defer func() { op.end(ctx, err, execAttrs(resp)...) }()
 	s.Touch()
 	tr, err := s.transportFor()
 	if err != nil {
@@ -594,7 +617,7 @@ func (s *KubernetesPodSandbox) Execute(ctx context.Context, command string, opts
 	if c.Dir != "" {
 		c.Dir = s.resolve(c.Dir)
 	}
-	resp, err := tr.exec(ctx, command, c)
+	resp, err = tr.exec(ctx, command, c)
 	s.Touch()
 	return resp, s.wrapErr(err)
 }
@@ -602,7 +625,9 @@ func (s *KubernetesPodSandbox) Execute(ctx context.Context, command string, opts
 // Read returns lines [offset, offset+limit) of the file numbered "%6d\t", with
 // "\n\n... (N more lines)" when more follow. Errors: *PathError (ErrNotFound, ErrIsDirectory),
 // *OffsetError, *FileTooLargeError.
-func (s *KubernetesPodSandbox) Read(ctx context.Context, path string, offset, limit int) (string, error) {
+func (s *KubernetesPodSandbox) Read(ctx context.Context, path string, offset, limit int) (_ string, err error) {
+	ctx, op := s.traceOp(ctx, "Read")
+	defer func() { op.end(ctx, err) }()
 	s.Touch()
 	tr, err := s.transportFor()
 	if err != nil {
@@ -629,7 +654,9 @@ func (s *KubernetesPodSandbox) ReadWithBytes(ctx context.Context, path string, o
 var _ TextBytesReader = (*KubernetesPodSandbox)(nil)
 
 // ReadBytes returns the file's bytes exactly.
-func (s *KubernetesPodSandbox) ReadBytes(ctx context.Context, path string) ([]byte, error) {
+func (s *KubernetesPodSandbox) ReadBytes(ctx context.Context, path string) (data []byte, err error) {
+	ctx, op := s.traceOp(ctx, "ReadBytes")
+	defer func() { op.end(ctx, err, attrFileBytes.Int(len(data))) }()
 	s.Touch()
 	tr, err := s.transportFor()
 	if err != nil {
@@ -642,7 +669,9 @@ func (s *KubernetesPodSandbox) ReadBytes(ctx context.Context, path string) ([]by
 // Write creates or replaces the file atomically (a temporary file renamed into place), creating
 // parent directories. The content travels as a request body (HTTP) or exec stdin (API), never in a
 // URL or argv.
-func (s *KubernetesPodSandbox) Write(ctx context.Context, path string, content []byte) (*WriteResult, error) {
+func (s *KubernetesPodSandbox) Write(ctx context.Context, path string, content []byte) (_ *WriteResult, err error) {
+	ctx, op := s.traceOp(ctx, "Write")
+	defer func() { op.end(ctx, err, attrFileBytes.Int(len(content))) }()
 	s.Touch()
 	tr, err := s.transportFor()
 	if err != nil {
@@ -662,7 +691,9 @@ func (s *KubernetesPodSandbox) Write(ctx context.Context, path string, content [
 // Edit replaces old with new in the file (upstream's G2 rules and wording, see *EditError), except
 // that an empty existing file is not "not found", an empty old is refused, and a large file is never
 // cut: files over the limit are refused whole.
-func (s *KubernetesPodSandbox) Edit(ctx context.Context, path, old, new string, replaceAll bool) (*EditResult, error) {
+func (s *KubernetesPodSandbox) Edit(ctx context.Context, path, old, new string, replaceAll bool) (_ *EditResult, err error) {
+	ctx, op := s.traceOp(ctx, "Edit")
+	defer func() { op.end(ctx, err) }()
 	s.Touch()
 	tr, err := s.transportFor()
 	if err != nil {
@@ -680,7 +711,9 @@ func (s *KubernetesPodSandbox) Edit(ctx context.Context, path, old, new string, 
 }
 
 // LsInfo lists a directory, directories first, then by name.
-func (s *KubernetesPodSandbox) LsInfo(ctx context.Context, path string) ([]FileInfo, error) {
+func (s *KubernetesPodSandbox) LsInfo(ctx context.Context, path string) (_ []FileInfo, err error) {
+	ctx, op := s.traceOp(ctx, "Ls")
+	defer func() { op.end(ctx, err) }()
 	s.Touch()
 	tr, err := s.transportFor()
 	if err != nil {
@@ -694,7 +727,9 @@ func (s *KubernetesPodSandbox) LsInfo(ctx context.Context, path string) ([]FileI
 }
 
 // GlobInfo finds regular files under path matching pattern; see FileSystem.
-func (s *KubernetesPodSandbox) GlobInfo(ctx context.Context, pattern, path string) ([]FileInfo, error) {
+func (s *KubernetesPodSandbox) GlobInfo(ctx context.Context, pattern, path string) (_ []FileInfo, err error) {
+	ctx, op := s.traceOp(ctx, "Glob")
+	defer func() { op.end(ctx, err) }()
 	s.Touch()
 	tr, err := s.transportFor()
 	if err != nil {
@@ -714,7 +749,9 @@ func (s *KubernetesPodSandbox) GlobInfo(ctx context.Context, pattern, path strin
 // option text: patterns starting with "-", quotes, "$()" and newlines are searched for as written.
 // It is Go's RE2 syntax; what grep -E in an API-mode pod cannot search for alike (Unicode classes
 // such as \pL, NUL bytes) is refused with ErrInvalidArgument on every transport.
-func (s *KubernetesPodSandbox) GrepRaw(ctx context.Context, pattern string, opts GrepOptions) ([]GrepMatch, error) {
+func (s *KubernetesPodSandbox) GrepRaw(ctx context.Context, pattern string, opts GrepOptions) (_ []GrepMatch, err error) {
+	ctx, op := s.traceOp(ctx, "Grep")
+	defer func() { op.end(ctx, err) }()
 	s.Touch()
 	tr, err := s.transportFor()
 	if err != nil {
@@ -737,7 +774,9 @@ func (s *KubernetesPodSandbox) GrepRaw(ctx context.Context, pattern string, opts
 }
 
 // Exists reports whether path is a regular file.
-func (s *KubernetesPodSandbox) Exists(ctx context.Context, path string) (bool, error) {
+func (s *KubernetesPodSandbox) Exists(ctx context.Context, path string) (_ bool, err error) {
+	ctx, op := s.traceOp(ctx, "Exists")
+	defer func() { op.end(ctx, err) }()
 	s.Touch()
 	tr, err := s.transportFor()
 	if err != nil {

@@ -21,6 +21,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // ErrPoolEmpty: no warm pod was ready; the caller should start a cold sandbox.
@@ -163,6 +167,10 @@ func (p *WarmPool) start(ctx context.Context) error {
 	}
 	sub, err := p.f.c.subscribe(p.f.spec.namespace, "")
 	if err != nil {
+		return err
+	}
+	if err := p.f.c.tel.addPool(p); err != nil {
+		sub.close()
 		return err
 	}
 	p.sub = sub
@@ -330,7 +338,28 @@ func (p *WarmPool) Ready() int {
 // the token through the in-pod server. It returns ErrPoolEmpty when no pod is ready. A
 // SessionManager claims for its sessions; call Claim yourself only for a sandbox that no manager
 // will track.
-func (p *WarmPool) Claim(ctx context.Context, sessionID string, env map[string]string) (*KubernetesPodSandbox, error) {
+func (p *WarmPool) Claim(ctx context.Context, sessionID string, env map[string]string) (sb *KubernetesPodSandbox, err error) {
+	tel := p.f.c.tel
+	ctx, span := tel.tracer.Start(ctx, "podsandbox.Claim", trace.WithAttributes(attrPoolName.String(p.name), attrSessionID.String(sessionID)))
+	result := "warm"
+	defer func() {
+		switch {
+		case errors.Is(err, ErrPoolEmpty):
+			result = "miss" // not a failed span: the session starts cold
+		case err != nil:
+			result = "error"
+		}
+		if sb != nil {
+			span.SetAttributes(semconv.K8SPodName(sb.podName))
+		}
+		span.SetAttributes(attrClaimResult.String(result))
+		tel.claims.Add(ctx, 1, metric.WithAttributes(attrPoolName.String(p.name), attrClaimResult.String(result)))
+		if result == "miss" {
+			endSpan(span, nil)
+		} else {
+			endSpan(span, err)
+		}
+	}()
 	for {
 		p.mu.Lock()
 		if p.closed {
@@ -339,6 +368,7 @@ func (p *WarmPool) Claim(ctx context.Context, sessionID string, env map[string]s
 		}
 		if len(p.ready) == 0 {
 			p.mu.Unlock()
+			result = "shared"
 			return p.claimShared(ctx, sessionID, env)
 		}
 		sb := p.ready[0]
@@ -448,6 +478,7 @@ func (p *WarmPool) close(ctx context.Context) error {
 	}
 	p.closed = true
 	p.mu.Unlock()
+	p.f.c.tel.removePool(p)
 	p.bg.stop()
 	p.mu.Lock()
 	warm := p.ready

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -30,6 +33,7 @@ type Reaper struct {
 	// DryRun makes Reap delete nothing: its result says what it would have deleted.
 	DryRun bool
 	now    func() time.Time
+	tel    *telemetry // the Client's (Client.Reaper), else the global providers'
 }
 
 // ReapResult counts what a Reap deleted (or, with DryRun, would have deleted).
@@ -52,8 +56,9 @@ func NewReaper(client kubernetes.Interface, namespace string, log *slog.Logger) 
 	if log == nil {
 		log = slog.Default()
 	}
+	tel, _ := newTelemetry(nil, nil) // fails only for invalid instrument names, which are constants
 	return &Reaper{client: client, namespace: namespace, log: log.With("namespace", namespace),
-		FinishedGrace: time.Minute, OrphanGrace: 5 * time.Minute, now: time.Now}
+		FinishedGrace: time.Minute, OrphanGrace: 5 * time.Minute, now: time.Now, tel: tel}
 }
 
 // Reap deletes managed pods whose expiry has passed (or that finished more than FinishedGrace
@@ -87,6 +92,13 @@ func (r *Reaper) Reap(ctx context.Context) (ReapResult, error) {
 			res.Pods++
 			res.Reaped = append(res.Reaped, ReapedPod{ID: p.Annotations[AnnotationSandboxID], Pod: p.Name, Why: why})
 			if !r.DryRun {
+				reason := "idle"
+				if strings.HasPrefix(why, "finished") {
+					reason = "finished"
+				}
+				if r.tel != nil {
+					r.tel.reaped.Add(ctx, 1, metric.WithAttributes(attrReapReason.String(reason)))
+				}
 				r.log.Info("reaped pod", "pod", p.Name, "sandbox", p.Annotations[AnnotationSandboxID], "why", why)
 			}
 		case apierrors.IsNotFound(err) || apierrors.IsConflict(err):

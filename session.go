@@ -1,6 +1,7 @@
 package podsandbox
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,9 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Factory makes the sandbox for a session; SessionManager starts it. Client.Factory returns one
@@ -55,6 +59,7 @@ type SessionManager struct {
 	reaper        *Reaper
 	sessionEnv    func(sessionID string) map[string]string
 	bg            background // creations, replaced sessions' stops, the cleanup loop
+	tel           *telemetry // the factory's Client's, else the global providers'
 
 	mu       sync.Mutex
 	sessions map[string]*session
@@ -77,6 +82,8 @@ type managerConfig struct {
 	poolSize  int
 	poolOpts  []PoolOption
 	poolGiven bool
+	tp        trace.TracerProvider
+	mp        metric.MeterProvider
 }
 
 // WithMaxSessions caps the open sessions; at the cap a new id gets *SessionLimitError while
@@ -144,6 +151,13 @@ func WithSessionEnv(fn func(sessionID string) map[string]string) ManagerOption {
 	return func(c *managerConfig) error { c.m.sessionEnv = fn; return nil }
 }
 
+// WithManagerTelemetry sets the providers of the manager's spans and of its live-sessions metric
+// (nil for either: the factory's Client's, else the global provider). A manager over a
+// *KubernetesFactory needs it only to report apart from its Client.
+func WithManagerTelemetry(tp trace.TracerProvider, mp metric.MeterProvider) ManagerOption {
+	return func(c *managerConfig) error { c.tp, c.mp = tp, mp; return nil }
+}
+
 // WithReaper makes the cleanup loop also delete expired managed pods in the reaper's namespace,
 // including pods left behind by processes that are gone (see Client.Reaper).
 func WithReaper(r *Reaper) ManagerOption {
@@ -176,6 +190,19 @@ func NewSessionManager(factory Factory, opts ...ManagerOption) (*SessionManager,
 		if kf != nil {
 			m.log = kf.c.log
 		}
+	}
+	if kf != nil && c.tp == nil && c.mp == nil {
+		m.tel = kf.c.tel
+	} else {
+		tp, mp := c.tp, c.mp
+		if kf != nil {
+			tp, mp = cmp.Or(tp, kf.c.tel.tp), cmp.Or(mp, kf.c.tel.mp)
+		}
+		tel, err := newTelemetry(tp, mp)
+		if err != nil {
+			return nil, err
+		}
+		m.tel = tel
 	}
 	if kf != nil {
 		// a claim and a Start, each bounded by the startup timeout
@@ -301,7 +328,16 @@ func (m *SessionManager) Start(ctx context.Context) error {
 // call). Callers that joined a creation that failed get its error. A live sandbox is returned
 // without any API request; a dead one is stopped and replaced; one whose Start fails is stopped
 // and not kept. Every call counts as activity.
-func (m *SessionManager) GetOrCreate(ctx context.Context, id string) (Sandbox, error) {
+func (m *SessionManager) GetOrCreate(ctx context.Context, id string) (sb Sandbox, err error) {
+	ctx, span := m.tel.tracer.Start(ctx, "podsandbox.GetOrCreate", trace.WithAttributes(attrSessionID.String(id)))
+	outcome := "existing"
+	defer func() {
+		if err != nil {
+			outcome = "failed"
+		}
+		span.SetAttributes(attrOutcome.String(outcome))
+		endSpan(span, err)
+	}()
 	for {
 		m.mu.Lock()
 		if m.closed {
@@ -316,6 +352,7 @@ func (m *SessionManager) GetOrCreate(ctx context.Context, id string) (Sandbox, e
 			}
 			e = &session{ready: make(chan struct{})}
 			m.sessions[id] = e
+			outcome = "created"
 			// values (trace ids, loggers) of the first caller, but none of its cancellation
 			values := context.WithoutCancel(ctx)
 			started := m.bg.do(func(bctx context.Context) {
@@ -357,6 +394,7 @@ func (m *SessionManager) GetOrCreate(ctx context.Context, id string) (Sandbox, e
 		m.mu.Lock()
 		if m.sessions[id] == e {
 			delete(m.sessions, id)
+			m.tel.live.Add(ctx, -1)
 		}
 		m.mu.Unlock()
 		m.log.Info("session sandbox is dead; replacing it", "session", id)
@@ -400,6 +438,7 @@ func (m *SessionManager) create(ctx context.Context, id string, e *session) {
 		} else {
 			sb.Touch()
 			e.sb = sb
+			m.tel.live.Add(ctx, 1)
 		}
 		close(e.ready)
 	}()
@@ -470,6 +509,9 @@ func (m *SessionManager) Release(ctx context.Context, id string) (bool, error) {
 		return false, nil
 	}
 	delete(m.sessions, id)
+	if e.sb != nil {
+		m.tel.live.Add(ctx, -1)
+	}
 	m.mu.Unlock()
 	if e.sb == nil {
 		return false, nil

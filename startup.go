@@ -13,6 +13,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/json"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // waitUsable waits, on watch events, until the pod can serve requests: Running and Ready in API
@@ -20,6 +23,7 @@ import (
 // waiting for the kubelet's next readiness probe). It fails early on terminal states.
 func (s *KubernetesPodSandbox) waitUsable(ctx context.Context, t0 time.Time) (*corev1.Pod, error) {
 	sub := s.watch
+	span := trace.SpanFromContext(ctx)
 	if !sub.waitSynced(ctx) {
 		return nil, s.startupFailure(ctx, nil, "Timeout", fmt.Sprintf("not ready in %s: the pod watch did not sync", s.cfg.startupTimeout))
 	}
@@ -55,7 +59,7 @@ func (s *KubernetesPodSandbox) waitUsable(ctx context.Context, t0 time.Time) (*c
 			return nil, s.startupFailure(ctx, last, "Deleted", "the pod was replaced while starting")
 		case p != nil:
 			last = p
-			s.logProgress(p, t0, logged)
+			s.logProgress(span, p, t0, logged)
 			if reason, msg, terminal := s.classify(p, grace); terminal {
 				return nil, s.startupFailure(ctx, p, reason, msg)
 			}
@@ -86,6 +90,7 @@ func (s *KubernetesPodSandbox) waitUsable(ctx context.Context, t0 time.Time) (*c
 			graceTick = nil
 		case tr := <-healthy:
 			s.tr, s.healthy = tr, true
+			span.AddEvent("server ready", trace.WithAttributes(attribute.Int64("podsandbox.elapsed_ms", time.Since(t0).Milliseconds())))
 			return last, nil
 		}
 	}
@@ -110,17 +115,31 @@ func (s *KubernetesPodSandbox) probeHealth(ctx context.Context, ip string, ok ch
 	}
 }
 
-// logProgress logs each milestone once: scheduled, image, container started, ready.
-func (s *KubernetesPodSandbox) logProgress(p *corev1.Pod, t0 time.Time, seen map[string]bool) {
+// logProgress logs each milestone once, and adds it to the Start span as an event: scheduled, image
+// ready (the container exists, made from the pulled image), started, ready.
+func (s *KubernetesPodSandbox) logProgress(span trace.Span, p *corev1.Pod, t0 time.Time, seen map[string]bool) {
 	step := func(name string, ok bool, args ...any) {
 		if ok && !seen[name] {
 			seen[name] = true
-			s.log.Debug("pod "+name, append(args, "elapsed", time.Since(t0).Round(time.Millisecond))...)
+			elapsed := time.Since(t0)
+			s.log.Debug("pod "+name, append(args, "elapsed", elapsed.Round(time.Millisecond))...)
+			span.AddEvent(name, trace.WithAttributes(attribute.Int64("podsandbox.elapsed_ms", elapsed.Milliseconds())))
 		}
 	}
 	step("scheduled", p.Spec.NodeName != "", "node", p.Spec.NodeName)
+	step("image ready", imageReady(p), "image", s.cfg.image)
 	step("started", containerRunning(p), "image", s.cfg.image)
 	step("ready", podReady(p))
+}
+
+// imageReady reports whether the sandbox container exists, which needs its image on the node.
+func imageReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.ContainerStatuses {
+		if c.ImageID != "" || c.State.Running != nil || c.State.Terminated != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // Waiting reasons that never heal for a sandbox pod (restartPolicy Never).
