@@ -44,6 +44,10 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ou
 		_ = json.Unmarshal(data, &e)
 		return resp.StatusCode, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, e.Error)
 	}
+	if b, ok := out.(*strings.Builder); ok {
+		b.Write(data) // not JSON: the body as it is
+		return resp.StatusCode, nil
+	}
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
 			return resp.StatusCode, fmt.Errorf("%s %s: decoding the answer: %w", method, path, err)
@@ -186,5 +190,51 @@ func Scenario(ctx context.Context, c *Client, out io.Writer) error {
 		return fmt.Errorf("alice after release: pod %s (old %s), new %v, exit %d", a3.Pod, a1.Pod, a3.New, a3.ExitCode)
 	}
 	fmt.Fprintln(out, "    ✓ after release alice starts over in a fresh sandbox")
+	return nil
+}
+
+// ExecTraced runs command in user's sandbox and asks the service to print the request's trace.
+func (c *Client) ExecTraced(ctx context.Context, user, command string) (ExecResult, error) {
+	var r ExecResult
+	_, err := c.do(ctx, http.MethodPost, "/sessions/"+user+"/exec?trace=1", strings.NewReader(command), &r)
+	return r, err
+}
+
+// Metrics returns GET /metrics: the library's metrics in Prometheus's text format.
+func (c *Client) Metrics(ctx context.Context) (string, error) {
+	var b strings.Builder
+	_, err := c.do(ctx, http.MethodGet, "/metrics", nil, &b)
+	return b.String(), err
+}
+
+// telemetryTour asks for the trace of a new user's first request (dana: a warm-pool claim and a
+// command), which the service prints, and shows podsandbox's lines of GET /metrics.
+func telemetryTour(ctx context.Context, c *Client, out io.Writer) error {
+	fmt.Fprintln(out, "\ndana's first request, traced (?trace=1); the service prints its spans:")
+	r, err := c.ExecTraced(ctx, "dana", "echo traced")
+	if err != nil {
+		return err
+	}
+	if r.ExitCode != 0 || r.Output != "traced\n" {
+		return fmt.Errorf("dana: exit %d, output %q", r.ExitCode, r.Output)
+	}
+	m, err := c.Metrics(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "\nGET /metrics, a selection of podsandbox's:")
+	shown := 0
+	for _, line := range strings.Split(m, "\n") {
+		for _, name := range []string{"podsandbox_pool_claims_total", "podsandbox_sessions_live", "podsandbox_pool_warm",
+			"podsandbox_start_duration_seconds_count", "podsandbox_exec_duration_seconds_count"} {
+			if strings.HasPrefix(line, name) {
+				fmt.Fprintln(out, "  "+line)
+				shown++
+			}
+		}
+	}
+	if shown == 0 {
+		return fmt.Errorf("GET /metrics has none of podsandbox's metrics:\n%s", m)
+	}
 	return nil
 }

@@ -83,7 +83,13 @@ func run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	if sc.PoolName == "" {
 		sc.PoolName = "sessions"
 	}
-	client, err := sc.Cluster.Connect(ctx, sc.Log)
+	tel, err := NewTelemetry(out)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, tel.Shutdown(context.WithoutCancel(ctx))) }()
+	sc.Telemetry = tel
+	client, err := sc.Cluster.Connect(ctx, sc.Log, tel.ClientOptions()...)
 	if err != nil {
 		return err
 	}
@@ -119,6 +125,8 @@ func serve(ctx context.Context, client *podsandbox.Client, cfg Config, out io.Wr
 	fmt.Fprintf(out, "  curl -s %s/sessions/alice/exec -d 'echo hello > a.txt; ls -l'\n", base)
 	fmt.Fprintf(out, "  curl -s %s/sessions\n", base)
 	fmt.Fprintf(out, "  curl -s -X DELETE %s/sessions/alice\n", base)
+	fmt.Fprintf(out, "  curl -s '%s/sessions/bob/exec?trace=1' -d 'uname -a'   # prints the request's trace here\n", base)
+	fmt.Fprintf(out, "  curl -s %s/metrics | grep ^podsandbox_\n", base)
 
 	var serr error
 	served := false
@@ -192,8 +200,12 @@ func demo(ctx context.Context, client *podsandbox.Client, cfg Config, out io.Wri
 
 	// From here pods start in the background (the pool refilling): one line each is enough.
 	cli.Quiet(sc.Log, true)
-	if err := Scenario(ctx, &Client{Base: base}, out); err != nil {
+	c := &Client{Base: base}
+	if err := Scenario(ctx, c, out); err != nil {
 		return fmt.Errorf("scenario: %w", err)
+	}
+	if err := telemetryTour(ctx, c, out); err != nil {
+		return fmt.Errorf("telemetry: %w", err)
 	}
 	_ = srv.Shutdown(ctx)
 

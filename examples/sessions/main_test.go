@@ -163,6 +163,80 @@ func TestSessionsIdleCleanup(t *testing.T) {
 	}
 }
 
+// TestSessionsTelemetry: with Telemetry the service serves the library's metrics on /metrics and
+// prints the trace of a request that asks for one (a warm-pool claim inside GetOrCreate, then the
+// command), and of no other request.
+func TestSessionsTelemetry(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var buf, traces cli.Buffer
+	cfg := serviceConfig(t, &buf)
+	cfg.PoolSize, cfg.PoolName = 1, "tel"
+	tel, err := NewTelemetry(&traces)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tel.Shutdown(context.Background()) })
+	cfg.Telemetry = tel
+	client, err := cfg.Cluster.Connect(ctx, cfg.Log, tel.ClientOptions()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close(context.Background(), client) })
+	svc, err := NewService(ctx, client, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Shutdown(context.Background()) })
+	srv := httptest.NewServer(svc.Handler())
+	defer srv.Close()
+	c := &Client{Base: srv.URL, HTTP: srv.Client()}
+	if err := waitWarm(ctx, svc, 1, 3*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+
+	r, err := c.ExecTraced(ctx, "dana", "echo traced")
+	if err != nil || r.Output != "traced\n" || !r.Warm {
+		t.Fatalf("%+v %v", r, err)
+	}
+	if _, err := c.Exec(ctx, "erin", "true"); err != nil {
+		t.Fatal(err)
+	}
+	got := traces.String()
+	t.Logf("traces:\n%s", got)
+	for _, want := range []string{
+		"POST /sessions/{user}/exec", "user=dana",
+		"\n    podsandbox.GetOrCreate", "outcome=created",
+		"\n      podsandbox.Claim", "claim=warm", "pod=" + r.Pod,
+		"\n    podsandbox.Execute", "exit=0  stdout_bytes=7",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the printed trace lacks %q", want)
+		}
+	}
+	if n := strings.Count(got, "trace "); n != 1 || strings.Contains(got, "erin") {
+		t.Errorf("%d traces printed, want only dana's", n)
+	}
+
+	m, err := c.Metrics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"\npodsandbox_sessions_live 2\n",
+		`podsandbox_pool_claims_total{podsandbox_claim_result="warm",podsandbox_pool_name="tel"}`,
+		`podsandbox_exec_duration_seconds_count{podsandbox_mode="http"} 2` + "\n",
+		"# TYPE podsandbox_start_duration_seconds histogram",
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("/metrics:\n%s", m)
+	}
+}
+
 // livePods counts the managed pods in the test namespace that are not being deleted.
 func livePods(t *testing.T, selector string) int {
 	t.Helper()

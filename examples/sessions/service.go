@@ -14,6 +14,9 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/podsandbox/podsandbox"
 	"github.com/podsandbox/podsandbox/examples/internal/cli"
 )
@@ -41,6 +44,9 @@ type ServiceConfig struct {
 	Labels map[string]string
 	// Log receives the library's logs; AccessLog, when set, one line per exec request.
 	Log, AccessLog *slog.Logger
+	// Telemetry, when set, serves GET /metrics and prints the trace of each exec request that
+	// asks for one (?trace=1). The Client must have been made with its ClientOptions.
+	Telemetry *Telemetry
 }
 
 // Service gives each user their own sandbox pod: a SessionManager keyed by user name, fed by a
@@ -49,6 +55,7 @@ type Service struct {
 	mgr  *podsandbox.SessionManager
 	log  *slog.Logger
 	alog *slog.Logger // nil: no access log
+	tel  *Telemetry   // nil: no /metrics, no traces
 
 	mu   sync.Mutex
 	pods map[string]string // user -> pod name, for listing (the manager knows only ids)
@@ -65,7 +72,7 @@ func NewService(ctx context.Context, client *podsandbox.Client, cfg ServiceConfi
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{log: cfg.Log, alog: cfg.AccessLog, pods: map[string]string{}}
+	s := &Service{log: cfg.Log, alog: cfg.AccessLog, tel: cfg.Telemetry, pods: map[string]string{}}
 	mgr, err := podsandbox.NewSessionManager(factory,
 		podsandbox.WithWarmPool(cfg.PoolSize, podsandbox.WithPoolName(cfg.PoolName)), // Shutdown deletes its pods
 		podsandbox.WithReaper(client.Reaper(cfg.Cluster.Namespace)),
@@ -114,11 +121,16 @@ func (s *Service) Shutdown(ctx context.Context) (int, error) {
 //	                               first use). ?timeout=SECONDS (default 60).
 //	GET    /sessions               the users with a sandbox, and the warm pods ready
 //	DELETE /sessions/{user}        stops the user's sandbox and deletes its pod
+//	GET    /metrics                the library's metrics, in Prometheus's text format (with
+//	                               Telemetry); ?trace=1 on exec prints that request's trace
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /sessions/{user}/exec", s.exec)
 	mux.HandleFunc("GET /sessions", s.list)
 	mux.HandleFunc("DELETE /sessions/{user}", s.release)
+	if s.tel != nil {
+		mux.Handle("GET /metrics", s.tel.Metrics())
+	}
 	return mux
 }
 
@@ -184,6 +196,12 @@ func (s *Service) exec(w http.ResponseWriter, r *http.Request) {
 	}
 
 	ctx := r.Context()
+	if s.tel != nil && r.URL.Query().Get("trace") == "1" {
+		var span trace.Span
+		ctx, span = s.tel.Tracer().Start(ctx, "POST /sessions/{user}/exec",
+			trace.WithAttributes(traceRequested.Bool(true), attribute.String("sessions.user", user)))
+		defer span.End()
+	}
 	res := ExecResult{User: user, New: !s.mgr.Has(user)}
 	t := time.Now()
 	sb, err := s.mgr.GetOrCreate(ctx, user)

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -103,9 +104,9 @@ func wd() string {
 // cluster answers and has a Ready node, so that a stopped cluster fails with a message naming what
 // to do before any pod is made. Every sandbox, factory and reaper of the example is made from the
 // Client, so they share its connection and its one pod watch per namespace; the caller closes it
-// at the end, after stopping them.
-func (c Cluster) Connect(ctx context.Context, log *slog.Logger) (*podsandbox.Client, error) {
-	var opts []podsandbox.ClientOption
+// at the end, after stopping them. opts are added to the Client's (telemetry providers, say).
+func (c Cluster) Connect(ctx context.Context, log *slog.Logger, opts ...podsandbox.ClientOption) (*podsandbox.Client, error) {
+	opts = slices.Clip(opts)
 	if log != nil {
 		opts = append(opts, podsandbox.WithClientLogger(log))
 	}
