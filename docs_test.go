@@ -25,11 +25,18 @@ import (
 	"log"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/podsandbox/podsandbox"
 )
 
 var (
-	_ = errors.Is
+	exporter     = tracetest.NewInMemoryExporter() // the Traces and metrics snippet's exporters
+	promExporter = sdkmetric.NewManualReader()
+	_            = sdktrace.NewTracerProvider
+	_            = errors.Is
 	_ = fmt.Sprint
 	_ = log.Fatal
 	_ = time.Second
