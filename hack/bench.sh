@@ -9,8 +9,9 @@
 #    KUBECONFIG set, BENCH_SCALE=0, or an -only without 7;
 # 4. runs internal/bench, which measures podsandbox against kubectl and bare client-go on the
 #    cluster, in its own namespace (deleted at the end, also on Ctrl-C), folds 2. into the table,
-#    runs the scale program on real pods for row 8 (200 sessions), and last on kwok's nodes
-#    (-scale) for row 7.
+#    builds the CLI (cmd/podsandbox) for row 9 (`podsandbox exec` against kubectl exec, and
+#    `podsandbox mcp` over stdio and HTTP against the library call it wraps), runs the scale
+#    program on real pods for row 8 (200 sessions), and last on kwok's nodes (-scale) for row 7.
 # Exit status: 0; 1 on a failure to measure; non-zero as well when podsandbox delivered wrong bytes
 # without an error (silent truncation). A MISS against a target is a finding, not a failure.
 set -euo pipefail

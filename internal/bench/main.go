@@ -52,6 +52,7 @@ type options struct {
 	tputRuns, tputMiB     int
 	poolSize, poolClaims  int
 	sessions              int
+	cliIters, mcpIters    int
 }
 
 // Required minimums from the issue; a run below them says so in the table.
@@ -94,7 +95,7 @@ func run() int {
 	flag.StringVar(&o.gobench, "gobench", "", "file with `go test -bench` output of the root package (row 5)")
 	flag.StringVar(&o.gobenchCmd, "gobench-cmd", "", "the go test command that produced -gobench (shown in the table)")
 	flag.BoolVar(&o.quick, "quick", false, "short run: small counts (below the required ones; the table says so)")
-	flag.StringVar(&o.only, "only", "", "comma-separated rows to run (1-8); default all")
+	flag.StringVar(&o.only, "only", "", "comma-separated rows to run (1-9); default all")
 	flag.IntVar(&o.execIters, "exec-iters", 100, "row 1: measured iterations per variant")
 	flag.IntVar(&o.execWarmup, "exec-warmup", 5, "row 1: warm-up iterations per variant")
 	flag.IntVar(&o.startRuns, "start-runs", 10, "row 2: cold starts per variant")
@@ -104,6 +105,8 @@ func run() int {
 	flag.IntVar(&o.poolSize, "pool-size", 2, "row 4: warm pool size")
 	flag.IntVar(&o.poolClaims, "pool-claims", 20, "row 4: claims per mode")
 	flag.IntVar(&o.sessions, "sessions", 50, "row 6: sessions created at once")
+	flag.IntVar(&o.cliIters, "cli-iters", 25, "row 9: measured CLI and kubectl runs per variant (after min(-exec-warmup, 2))")
+	flag.IntVar(&o.mcpIters, "mcp-iters", 200, "row 9: measured MCP and library calls per variant (after -exec-warmup)")
 	flag.BoolVar(&o.scale, "scale", false, "row 7: run the simulated-scale scenarios (needs the kwok nodes of make kwok-up; hack/bench.sh starts them and sets this)")
 	flag.StringVar(&o.samples, "samples", "", "also write every raw sample to this file (one line per variant)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of this program (the client side) to this file")
@@ -112,8 +115,10 @@ func run() int {
 		set := map[string]bool{}
 		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		quick := map[string]*int{"exec-iters": &o.execIters, "exec-warmup": &o.execWarmup, "start-runs": &o.startRuns,
-			"start-warmup": &o.startWarm, "tput-runs": &o.tputRuns, "pool-claims": &o.poolClaims, "sessions": &o.sessions}
-		vals := map[string]int{"exec-iters": 20, "exec-warmup": 2, "start-runs": 3, "start-warmup": 0, "tput-runs": 3, "pool-claims": 5, "sessions": 10}
+			"start-warmup": &o.startWarm, "tput-runs": &o.tputRuns, "pool-claims": &o.poolClaims, "sessions": &o.sessions,
+			"cli-iters": &o.cliIters, "mcp-iters": &o.mcpIters}
+		vals := map[string]int{"exec-iters": 20, "exec-warmup": 2, "start-runs": 3, "start-warmup": 0, "tput-runs": 3, "pool-claims": 5, "sessions": 10,
+			"cli-iters": 10, "mcp-iters": 50}
 		for k, p := range quick {
 			if !set[k] {
 				*p = vals[k]
@@ -250,9 +255,9 @@ func (b *bench) progress(format string, args ...any) {
 }
 
 // runAll runs the selected rows and builds the table. Rows 1 and 3 share their pods; rows run in
-// the order 5, 1, 3, 2, 4, 6 (the shared pods are gone before the cold-start rows), 8 (its 200
-// real pods are gone before it ends), then 7, whose thousands of fake pods must not load the
-// cluster while the other rows run.
+// the order 5, 1, 3, 2, 4, 6 (the shared pods are gone before the cold-start rows), 9 (its own
+// pods and subprocesses, gone before it ends), 8 (its 200 real pods are gone before it ends),
+// then 7, whose thousands of fake pods must not load the cluster while the other rows run.
 func (b *bench) runAll(ctx context.Context) int {
 	t0 := time.Now()
 	b.table = &Table{}
@@ -266,8 +271,10 @@ func (b *bench) runAll(ctx context.Context) int {
 		fmt.Sprintf("6. %d sessions created at once (SessionManager.GetOrCreate, HTTP mode by pod IP), then `true` on each", b.opt.sessions),
 		"7. Scale (simulated): kwok's fake nodes, API mode, the control plane only (internal/scale: sessions, informer, warm pool over 3 managers, reap)",
 		fmt.Sprintf("8. Scale (real): %d API-mode sessions as real pods through one Client and one SessionManager (internal/scale -real)", realSessions),
+		fmt.Sprintf("9. CLI and MCP: `podsandbox exec ID -- true` (a fresh process each) vs kubectl exec, %d runs per variant after %d warm-up; MCP tools/call execute `true` vs the library's Execute on the same pod, %d calls per variant after %d warm-up; each interleaved",
+			b.opt.cliIters, b.cliWarmup(), b.opt.mcpIters, b.opt.execWarmup),
 	}
-	for i := 1; i <= 8; i++ {
+	for i := 1; i <= 9; i++ {
 		b.blocks[i] = b.table.AddBlock(titles[i])
 	}
 	b.header(ctx)
@@ -321,9 +328,14 @@ func (b *bench) runAll(ctx context.Context) int {
 			}
 		}
 	}
+	if !sel(1) && !sel(3) { // else step notes the one not selected
+		b.blocks[1].Note("not run (-only %s)", b.opt.only)
+		b.blocks[3].Note("not run (-only %s)", b.opt.only)
+	}
 	step(2, b.rowColdStart)
 	step(4, b.rowWarmPool)
 	step(6, b.rowSessions)
+	step(9, b.rowCLI)
 	step(8, b.rowRealSessions)
 	if b.opt.scale {
 		step(7, b.rowScale)

@@ -41,12 +41,23 @@ func Seconds(ds []time.Duration) []float64 {
 // resampled with replacement (independently, which is conservative for interleaved runs) reps
 // times with a fixed seed, so the same data always gives the same interval.
 func RatioCI(a, b []float64, reps int) (lo, hi float64) {
+	return bootstrapCI(a, b, reps, func(ma, mb float64) float64 { return ma / mb })
+}
+
+// DiffCI returns a 95% bootstrap confidence interval of median(a) − median(b) (an overhead in
+// seconds), resampled as RatioCI does.
+func DiffCI(a, b []float64, reps int) (lo, hi float64) {
+	return bootstrapCI(a, b, reps, func(ma, mb float64) float64 { return ma - mb })
+}
+
+// bootstrapCI is the 95% interval of stat(median(a'), median(b')) over reps resamples a', b'.
+func bootstrapCI(a, b []float64, reps int, stat func(ma, mb float64) float64) (lo, hi float64) {
 	if len(a) == 0 || len(b) == 0 {
 		return math.NaN(), math.NaN()
 	}
 	r := rand.New(rand.NewPCG(1, 2))
 	ra, rb := make([]float64, len(a)), make([]float64, len(b))
-	ratios := make([]float64, 0, reps)
+	vals := make([]float64, 0, reps)
 	for range reps {
 		for i := range ra {
 			ra[i] = a[r.IntN(len(a))]
@@ -56,8 +67,8 @@ func RatioCI(a, b []float64, reps int) (lo, hi float64) {
 		}
 		slices.Sort(ra)
 		slices.Sort(rb)
-		ratios = append(ratios, percentileSorted(ra, 50)/percentileSorted(rb, 50))
+		vals = append(vals, stat(percentileSorted(ra, 50), percentileSorted(rb, 50)))
 	}
-	slices.Sort(ratios)
-	return percentileSorted(ratios, 2.5), percentileSorted(ratios, 97.5)
+	slices.Sort(vals)
+	return percentileSorted(vals, 2.5), percentileSorted(vals, 97.5)
 }

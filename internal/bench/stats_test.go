@@ -83,3 +83,25 @@ func TestRatioCI(t *testing.T) {
 		t.Error("empty sample: want NaN")
 	}
 }
+
+func TestDiffCI(t *testing.T) {
+	a := []float64{12, 13, 14, 12, 13, 14, 12, 13, 14, 13}
+	b := []float64{10, 11, 12, 10, 11, 12, 10, 11, 12, 11}
+	lo, hi := DiffCI(a, b, 2000)
+	if !(lo <= 2 && 2 <= hi) || lo < 0 || hi > 4 {
+		t.Errorf("CI [%v, %v] should be near and around 2", lo, hi)
+	}
+	if lo2, hi2 := DiffCI(a, b, 2000); lo != lo2 || hi != hi2 {
+		t.Error("the interval must be deterministic")
+	}
+	same := []float64{3, 3, 3}
+	if lo, hi := DiffCI(same, same, 100); lo != 0 || hi != 0 {
+		t.Errorf("constant samples: [%v, %v], want [0, 0]", lo, hi)
+	}
+	if lo, hi := DiffCI(b, a, 2000); hi > 0 || lo < -4 {
+		t.Errorf("a faster first sample: [%v, %v], want a negative interval", lo, hi)
+	}
+	if _, hi := DiffCI(a, nil, 10); !math.IsNaN(hi) {
+		t.Error("empty sample: want NaN")
+	}
+}
