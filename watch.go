@@ -95,9 +95,16 @@ func (s *podSubscription) notify() {
 // changed fires after any event for the pod (coalesced).
 func (s *podSubscription) changed() <-chan struct{} { return s.ch }
 
-// waitSynced blocks until the informer has listed once.
+// waitSynced blocks until the informer has listed once. It waits on the informer's synced channel
+// rather than cache.WaitForCacheSync, which polls every 100 ms: that poll was most of the time a
+// one-shot Attach (a CLI command) took.
 func (s *podSubscription) waitSynced(ctx context.Context) bool {
-	return cache.WaitForCacheSync(ctx.Done(), s.w.informer.HasSynced)
+	select {
+	case <-s.w.informer.HasSyncedChecker().Done():
+		return true
+	case <-ctx.Done():
+		return s.w.informer.HasSynced()
+	}
 }
 
 // pod returns the cached pod, or nil when it does not exist (or the cache has not synced).

@@ -242,7 +242,7 @@ func (b *bench) rowCLIExec(ctx context.Context, blk *Block, bin string, p *cliPo
 	blk.Note("CLI: cmd/podsandbox built once (go build); every podsandbox and kubectl run is a new process, timed from fork to exit, both with --kubeconfig and -n")
 	blk.Note("CLI: `podsandbox exec` attaches by id (GET pod; HTTP mode: GET its token Secret), runs `true` (HTTP mode by pods/proxy: reach auto outside a cluster), detaches and closes its Client; kubectl exec is one pods/exec")
 	if len(cliHTTP.samples) > 0 && len(help.samples) > 0 && len(fresh.samples) > 0 && len(attach) > 0 {
-		blk.Note("CLI: where its HTTP-mode %s (p50) goes: process start, init and exit ≈ %s (--help); the library path ≈ %s (LoadConfig, NewClient, Attach, Execute, Close in this process), of which Attach %s (p50; it waits for its new pod watch to sync, and client-go's WaitForCacheSync polls every 100 ms); kubectl's process alone ≈ %s",
+		blk.Note("CLI: where its HTTP-mode %s (p50) goes: process start, init and exit ≈ %s (--help); the library path ≈ %s (LoadConfig, NewClient, Attach, Execute, Close in this process), of which Attach %s (p50: a GET, and the new pod watch's first LIST); kubectl's process alone ≈ %s",
 			FormatSeconds(cliHTTP.p(50)), FormatSeconds(help.p(50)), FormatSeconds(fresh.p(50)), FormatSeconds(Percentile(attach, 50)), FormatSeconds(kcVer.p(50)))
 	}
 	b.checkErrors(blk, vs...)

@@ -256,7 +256,7 @@ func (b *bench) progress(format string, args ...any) {
 
 // runAll runs the selected rows and builds the table. Rows 1 and 3 share their pods; rows run in
 // the order 5, 1, 3, 2, 4, 6 (the shared pods are gone before the cold-start rows), 9 (its own
-// pods and subprocesses, gone before it ends), 8 (its 200 real pods are gone before it ends),
+// pods and subprocesses, gone before it ends), 10 (its own pod), 8 (its 200 real pods are gone before it ends),
 // then 7, whose thousands of fake pods must not load the cluster while the other rows run.
 func (b *bench) runAll(ctx context.Context) int {
 	t0 := time.Now()
@@ -273,8 +273,9 @@ func (b *bench) runAll(ctx context.Context) int {
 		fmt.Sprintf("8. Scale (real): %d API-mode sessions as real pods through one Client and one SessionManager (internal/scale -real)", realSessions),
 		fmt.Sprintf("9. CLI and MCP: `podsandbox exec ID -- true` (a fresh process each) vs kubectl exec, %d runs per variant after %d warm-up; MCP tools/call execute `true` vs the library's Execute on the same pod, %d calls per variant after %d warm-up; each interleaved",
 			b.opt.cliIters, b.cliWarmup(), b.opt.mcpIters, b.opt.execWarmup),
+		fmt.Sprintf("10. Tracing overhead: Execute `true` with the OpenTelemetry SDK installed vs the default no-op providers, same pod, %d iterations per variant after %d warm-up, interleaved", b.tracingIters(), b.opt.execWarmup),
 	}
-	for i := 1; i <= 9; i++ {
+	for i := 1; i <= 10; i++ {
 		b.blocks[i] = b.table.AddBlock(titles[i])
 	}
 	b.header(ctx)
@@ -336,6 +337,7 @@ func (b *bench) runAll(ctx context.Context) int {
 	step(4, b.rowWarmPool)
 	step(6, b.rowSessions)
 	step(9, b.rowCLI)
+	step(10, b.rowTracing)
 	step(8, b.rowRealSessions)
 	if b.opt.scale {
 		step(7, b.rowScale)
