@@ -1,13 +1,17 @@
 // Command podsandbox is a kubectl-style command line over the podsandbox library: start a sandbox
-// pod, run commands in it, read and search its files, list, delete and reap sandboxes.
+// pod, run commands in it, read, search and copy its files, list, delete and reap sandboxes, and
+// show warm pools and the images the nodes hold.
 //
 //	podsandbox run podsandbox.local/busybox:1 --mode api --id demo
 //	podsandbox exec demo -- echo hello          # streams output; exits with the command's code
 //	echo data | podsandbox exec -i demo -- wc -c
 //	podsandbox ls demo /tmp
+//	podsandbox cp ./data.csv demo:input/        # and back: podsandbox cp demo:out.bin .
 //	podsandbox list -o wide
 //	podsandbox rm demo
 //	podsandbox reap --dry-run
+//	podsandbox pool                             # warm, starting and claimed pods per pool
+//	podsandbox images                           # what the nodes can run without a pull
 //
 // A sandbox made by `run` outlives the command: its pod stays until `rm`, or until a reaper
 // (`podsandbox reap`, or any SessionManager with WithReaper) finds it idle past its idle timeout.

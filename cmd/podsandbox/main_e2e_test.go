@@ -5,11 +5,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/podsandbox/podsandbox"
 	"github.com/podsandbox/podsandbox/internal/e2e"
 )
 
@@ -34,7 +42,7 @@ func cliIn(t *testing.T, ns, stdin string, args ...string) cliResult {
 
 // TestCLI drives every command of the CLI against the real cluster, on both transports: run,
 // exec (output streams, exit codes and stdin pass through, argv is quoted exactly, timeouts kill),
-// the file commands, list, reap --dry-run and rm; and errors are one line saying what to do.
+// the file commands, cp, list, reap --dry-run and rm; and errors are one line saying what to do.
 func TestCLI(t *testing.T) {
 	images := map[string]string{"http": e2e.ImageServer, "api": e2e.ImageBusybox}
 	for _, mode := range []string{"http", "api"} {
@@ -77,6 +85,8 @@ func TestCLI(t *testing.T) {
 				t.Errorf("ls: %+v", r)
 			}
 
+			cpCases(t, ns, id, cli, expect)
+
 			// list
 			r = cli("", "list", "-o", "json")
 			var infos []sandboxInfo
@@ -113,5 +123,195 @@ func TestCLI(t *testing.T) {
 				t.Errorf("exec after rm: %+v", r)
 			}
 		})
+	}
+}
+
+// cpCases is TestCLI's part for cp, on sandbox id (in either mode): a file of every byte value
+// whose name has spaces goes up and comes back byte-identical, checked by the sandbox's own
+// md5sum as well as by the round trip; - is stdin and stdout; directories as destinations get the
+// source's base name; a missing or directory source, and a file over --max-file-bytes, fail with
+// one line saying what to do.
+func cpCases(t *testing.T, ns, id string, cli func(stdin string, args ...string) cliResult, expect func(cliResult, int, string)) {
+	all := make([]byte, 0, 3*256)
+	for range 3 {
+		for b := range 256 {
+			all = append(all, byte(b))
+		}
+	}
+	sum := fmt.Sprintf("%x", md5.Sum(all))
+	local := filepath.Join(t.TempDir(), "local dir")
+	down := filepath.Join(t.TempDir(), "down dir")
+	for _, d := range []string{local, down} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := filepath.Join(local, "all bytes.bin")
+	if err := os.WriteFile(src, all, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	same := func(name string) {
+		t.Helper()
+		if got, err := os.ReadFile(name); err != nil || !bytes.Equal(got, all) {
+			t.Errorf("%s: %d bytes, %v; want the %d bytes sent", name, len(got), err, len(all))
+		}
+	}
+
+	// up into a new directory (trailing slash: the base name), checked inside the sandbox
+	expect(cli("", "cp", src, id+":up dir/"), 0, "")
+	expect(cli("", "exec", id, "--", "md5sum", "up dir/all bytes.bin"), 0, sum+"  up dir/all bytes.bin\n")
+	// and down into a local directory
+	expect(cli("", "cp", id+":up dir/all bytes.bin", down), 0, "")
+	same(filepath.Join(down, "all bytes.bin"))
+	// down to a named file, by absolute path
+	expect(cli("", "cp", id+":/workspace/up dir/all bytes.bin", filepath.Join(down, "copy two.bin")), 0, "")
+	same(filepath.Join(down, "copy two.bin"))
+	// an existing sandbox directory named without the slash
+	expect(cli("", "cp", src, id+":/tmp"), 0, "")
+	expect(cli("", "exec", id, "--", "md5sum", "/tmp/all bytes.bin"), 0, sum+"  /tmp/all bytes.bin\n")
+	// - is stdin and stdout
+	expect(cli(string(all), "cp", "-", id+":from stdin.bin"), 0, "")
+	expect(cli("", "exec", id, "--", "md5sum", "from stdin.bin"), 0, sum+"  from stdin.bin\n")
+	if r := cli("", "cp", id+":from stdin.bin", "-"); r.code != 0 || r.stdout != string(all) {
+		t.Errorf("cp to -: exit %d, %d bytes (md5 %x), stderr %q; want the %d bytes sent", r.code, len(r.stdout), md5.Sum([]byte(r.stdout)), r.stderr, len(all))
+	}
+
+	// errors: one line, exit 1, nothing written
+	oneLine := func(r cliResult, want ...string) {
+		t.Helper()
+		ok := r.code == 1 && r.stdout == "" && strings.Count(r.stderr, "\n") == 1
+		for _, w := range want {
+			ok = ok && strings.Contains(r.stderr, w)
+		}
+		if !ok {
+			t.Errorf("exit %d, stdout %q, stderr %q; want exit 1 and one line with %q", r.code, r.stdout, r.stderr, want)
+		}
+	}
+	oneLine(cli("", "cp", id+":no such file.bin", down),
+		"sandbox "+id+" has no file /workspace/no such file.bin: no such file or directory", "podsandbox -n "+ns+" ls "+id+" /workspace")
+	if _, err := os.Stat(filepath.Join(down, "no such file.bin")); err == nil {
+		t.Errorf("a failed cp left a local file")
+	}
+	oneLine(cli("", "cp", id+":up dir", down), id+":/workspace/up dir is a directory: cp copies one file; archive it first")
+	oneLine(cli("", "cp", "--max-file-bytes", "100", id+":from stdin.bin", "-"),
+		"file too large: "+id+":/workspace/from stdin.bin is 768 B, over the file limit of 100 B")
+	oneLine(cli("x", "cp", "-", id+":/tmp"), id+":/tmp is a directory: give the file's path, "+id+":/tmp/NAME")
+	oneLine(cli("", "cp", src, "no-such-sandbox:x"), `no such sandbox: "no-such-sandbox"`, "podsandbox list")
+}
+
+// poolJSON runs `pool -o json` and returns the row of pool name.
+func poolJSON(t *testing.T, ns, name string) poolInfo {
+	t.Helper()
+	r := cliIn(t, ns, "", "pool", "-o", "json")
+	var rows []poolInfo
+	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil || r.code != 0 {
+		t.Fatalf("pool -o json: %v, %+v", err, r)
+	}
+	i := slices.IndexFunc(rows, func(p poolInfo) bool { return p.Pool == name })
+	if i < 0 || len(rows) != 1 {
+		t.Fatalf("pool -o json: %+v, want one row, of pool %s", rows, name)
+	}
+	return rows[i]
+}
+
+// TestCLIPool: `pool` reports a SessionManager's warm pool of one pod as warm, and the pod as
+// claimed once a session has claimed it.
+func TestCLIPool(t *testing.T) {
+	t.Parallel()
+	env := e2e.Env(t)
+	ns := e2e.CreateNamespace(t, "psbx-cli-pool")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	c, err := podsandbox.NewClient(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	f, err := c.Factory(e2e.ImageBusybox, podsandbox.WithNamespace(ns), podsandbox.WithMode(podsandbox.ModeAPI),
+		podsandbox.WithImagePullPolicy("Never"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := podsandbox.NewSessionManager(f, podsandbox.WithWarmPool(1, podsandbox.WithPoolName("cli")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Shutdown(context.Background())
+
+	if r := cliIn(t, ns, "", "pool"); r.code != 0 || r.stdout != "" || r.stderr != "No warm pools in namespace "+ns+".\n" {
+		t.Errorf("pool before the pool started: %+v", r)
+	}
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for m.Pool().Ready() < 1 { // the pool's own word that its pod is ready; the CLI must agree
+		if ctx.Err() != nil {
+			t.Fatalf("the warm pool has no ready pod: %v", ctx.Err())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	p := poolJSON(t, ns, "cli")
+	if p.Warm != 1 || p.Starting != 0 || p.Claimed != 0 || p.Mode != "api" || p.Image != e2e.ImageBusybox || len(p.Spec) != 16 || p.Oldest.IsZero() {
+		t.Errorf("a warm pool of one: %+v", p)
+	}
+	r := cliIn(t, ns, "", "pool")
+	if !strings.HasPrefix(r.stdout, "POOL ") || !strings.Contains(r.stdout, "\ncli ") || !strings.Contains(r.stdout, p.Spec) {
+		t.Errorf("pool:\n%s", r.stdout)
+	}
+	if r := cliIn(t, ns, "", "pool", "-o", "wide"); !strings.Contains(r.stdout, "TERMINATING") || !strings.Contains(r.stdout, e2e.ImageBusybox) {
+		t.Errorf("pool -o wide:\n%s", r.stdout)
+	}
+
+	sb, err := m.GetOrCreate(ctx, "cli-session")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ks, ok := sb.(*podsandbox.KubernetesPodSandbox); !ok || !strings.HasPrefix(ks.PodName(), podsandbox.PodNamePrefix+"pool-cli-") {
+		t.Fatalf("the session did not get the warm pod: %T %+v", sb, sb)
+	}
+	claimed := poolJSON(t, ns, "cli")
+	// the pool refills at once, so a new pod may be warm or starting already
+	if claimed.Claimed != 1 || claimed.Spec != p.Spec || claimed.Warm+claimed.Starting > 1 {
+		t.Errorf("after the claim: %+v", claimed)
+	}
+}
+
+// TestCLIImages: `images` lists the local images the e2e tests run on the node, and says which
+// permission is missing when RBAC forbids listing nodes.
+func TestCLIImages(t *testing.T) {
+	t.Parallel()
+	env := e2e.Env(t)
+	ns := e2e.CreateNamespace(t, "psbx-cli-images")
+	r := cliIn(t, ns, "", "images", "-o", "json")
+	var rows []nodeImage
+	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil || r.code != 0 {
+		t.Fatalf("images -o json: %v, %+v", err, r)
+	}
+	i := slices.IndexFunc(rows, func(im nodeImage) bool { return slices.Contains(im.Names, e2e.ImageBusybox) })
+	if i < 0 || rows[i].Node == "" || rows[i].Size <= 0 || rows[i].Image != e2e.ImageBusybox {
+		t.Fatalf("images -o json has no %s: %+v", e2e.ImageBusybox, rows)
+	}
+	r = cliIn(t, ns, "", "images", "podsandbox.local/busybox")
+	if want := "NODE "; r.code != 0 || !strings.HasPrefix(r.stdout, want) || !strings.Contains(r.stdout, rows[i].Node+" ") ||
+		!strings.Contains(r.stdout, " "+e2e.ImageBusybox+" ") || strings.Contains(r.stdout, e2e.ImagePython) {
+		t.Errorf("images podsandbox.local/busybox: %+v", r)
+	}
+
+	// the same kubeconfig, as the namespace's default ServiceAccount, which may not list nodes
+	cfg, err := clientcmd.LoadFromFile(env.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range cfg.AuthInfos {
+		u.Impersonate = "system:serviceaccount:" + ns + ":default"
+	}
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, kc); err != nil {
+		t.Fatal(err)
+	}
+	r = cliIn(t, ns, "", "--kubeconfig", kc, "images")
+	if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "forbidden") ||
+		!strings.Contains(r.stderr, "needs the cluster-scoped `list nodes` permission") || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("images without list nodes: %+v", r)
 	}
 }

@@ -34,7 +34,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) (*cobra.Command, *cli) {
 	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := &cobra.Command{
 		Use:           "podsandbox",
-		Short:         "Kubernetes pods as sandboxes: run, exec, files, list, rm, reap, mcp",
+		Short:         "Kubernetes pods as sandboxes: run, exec, files, cp, list, rm, reap, pool, images, mcp",
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
@@ -47,7 +47,8 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) (*cobra.Command, *cli) {
 	f.BoolVarP(&c.verbose, "verbose", "v", false, "log what the library does (pod created, ready, ...) on stderr")
 	f.StringVar(&c.reach, "reach", string(podsandbox.ReachAuto), "how HTTP-mode commands reach the pod: auto, pod-ip, proxy or port-forward")
 	root.AddCommand(c.runCmd(), c.execCmd(), c.listCmd(), c.rmCmd(), c.reapCmd(),
-		c.lsCmd(), c.readCmd(), c.globCmd(), c.grepCmd(), c.editCmd(), c.mcpCmd())
+		c.lsCmd(), c.readCmd(), c.globCmd(), c.grepCmd(), c.editCmd(), c.cpCmd(), c.mcpCmd(),
+		c.poolCmd(), c.imagesCmd())
 	return root, c
 }
 
@@ -83,13 +84,14 @@ func (c *cli) connect() (*podsandbox.Client, error) {
 	return cl, nil
 }
 
-// attach connects and attaches to sandbox id; its Stop only detaches.
-func (c *cli) attach(ctx context.Context, id string) (*podsandbox.KubernetesPodSandbox, error) {
+// attach connects and attaches to sandbox id, with extra options (cp's file size limit); its Stop
+// only detaches.
+func (c *cli) attach(ctx context.Context, id string, extra ...podsandbox.Option) (*podsandbox.KubernetesPodSandbox, error) {
 	cl, err := c.connect()
 	if err != nil {
 		return nil, err
 	}
-	var opts []podsandbox.Option
+	opts := append([]podsandbox.Option(nil), extra...)
 	if c.reach != string(podsandbox.ReachAuto) {
 		opts = append(opts, podsandbox.WithReach(podsandbox.Reach(c.reach)))
 	}
