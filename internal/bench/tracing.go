@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"testing"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -79,14 +81,51 @@ func (b *bench) rowTracing(ctx context.Context, blk *Block) error {
 		return fmt.Errorf("the traced Client exported %d spans for %d Executes: tracing was not on", exported, want)
 	}
 
-	r, ratio, lo, hi := compare("Execute `true`, HTTP by pod IP, SDK providers", on, off, FormatSeconds, true)
-	r.Target, r.Result = "≤ 1.03× no-op", Verdict(ratio <= 1.03)
+	// The pod's round trip varies by more than the few microseconds looked for, so this ratio is
+	// information; the target is judged on the instrumentation alone, below.
+	r, _, _, _ := compare("Execute `true`, HTTP by pod IP, SDK providers", on, off, FormatSeconds, true)
+	r.Target, r.Result = "(information)", "-"
 	blk.Add(r)
-	noise(blk, "SDK vs no-op providers", 1.03, lo, hi)
 	r, _, _, _ = compare("Execute `true`, HTTP by pod IP, no-op providers (baseline)", off, nil, FormatSeconds, true)
 	blk.Add(r)
 	blk.Note("one pod, two Clients: the traced one adopts the pod; %d spans exported synchronously (WithSyncer: each span's export is inside the measured call) to an in-memory exporter; metrics recorded to a manual reader", exported)
 	blk.Note("difference of the medians: %+.0f µs per Execute", (on.p(50)-off.p(50))*1e6)
+
+	// The instrumentation alone, without the pod's noise: an Execute on a sandbox that was never
+	// started fails before any I/O, after its span (with the error recorded) and its histogram
+	// record, which is more than a successful call records.
+	sdkCost, err := instrumentationCost(ctx, traced)
+	if err != nil {
+		return err
+	}
+	noopCost, err := instrumentationCost(ctx, b.client)
+	if err != nil {
+		return err
+	}
+	extra := sdkCost - noopCost
+	r = Row{Name: "  instrumentation alone, SDK providers (testing.Benchmark)", N: "-", P50: FormatSeconds(sdkCost),
+		Baseline: "no-op providers " + FormatSeconds(noopCost), Ratio: fmt.Sprintf("%+.2f%% of Execute", 100*extra/off.p(50)),
+		Target: "≤ 3% of Execute", Result: Verdict(extra <= 0.03*off.p(50))}
+	blk.Add(r)
+	blk.Note("instrumentation alone: per call, on an Execute that fails before any I/O (span, error event, histogram), over the no-op providers' p50 Execute above")
 	b.checkErrors(blk, off, on)
 	return nil
+}
+
+// instrumentationCost is the time per call of Execute on a sandbox of c that was never started:
+// everything Execute records, and no I/O.
+func instrumentationCost(ctx context.Context, c *podsandbox.Client) (float64, error) {
+	sb, err := c.NewSandbox(e2e.ImageServer, podsandbox.WithMode(podsandbox.ModeHTTP), podsandbox.WithSandboxID("bench-never-started"))
+	if err != nil {
+		return 0, err
+	}
+	if _, err := sb.Execute(ctx, "true"); !errors.Is(err, podsandbox.ErrNotStarted) {
+		return 0, fmt.Errorf("Execute on a sandbox never started: %v, want ErrNotStarted", err)
+	}
+	res := testing.Benchmark(func(b *testing.B) {
+		for b.Loop() {
+			_, _ = sb.Execute(ctx, "true")
+		}
+	})
+	return float64(res.NsPerOp()) / 1e9, nil
 }
