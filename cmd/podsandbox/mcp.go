@@ -19,6 +19,7 @@ func (c *cli) mcpCmd() *cobra.Command {
 	var image, mode, addr, pull string
 	var approveAll bool
 	var idle time.Duration
+	var pool int
 	cmd := &cobra.Command{
 		Use:   "mcp --image IMAGE [--http ADDR]",
 		Short: "Serve the agent toolset over MCP (stdio, or streamable HTTP with --http): a sandbox per MCP session",
@@ -39,11 +40,18 @@ func (c *cli) mcpCmd() *cobra.Command {
 			if pull != "" {
 				opts = append(opts, podsandbox.WithImagePullPolicy(corev1.PullPolicy(pull)))
 			}
+			if c.reach != string(podsandbox.ReachAuto) {
+				opts = append(opts, podsandbox.WithReach(podsandbox.Reach(c.reach)))
+			}
 			f, err := cl.Factory(image, opts...)
 			if err != nil {
 				return err
 			}
-			m, err := podsandbox.NewSessionManager(f, podsandbox.WithDefaultIdleTimeout(idle))
+			mopts := []podsandbox.ManagerOption{podsandbox.WithDefaultIdleTimeout(idle)}
+			if pool > 0 {
+				mopts = append(mopts, podsandbox.WithWarmPool(pool, podsandbox.WithPoolName("mcp")))
+			}
+			m, err := podsandbox.NewSessionManager(f, mopts...)
 			if err != nil {
 				return err
 			}
@@ -77,6 +85,7 @@ func (c *cli) mcpCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&approveAll, "approve-all", false, "run tools that require approval (execute) without asking anyone")
 	cmd.Flags().DurationVar(&idle, "idle-timeout", 30*time.Minute, "release a session's sandbox after this long unused")
 	cmd.Flags().StringVar(&pull, "image-pull-policy", "", "Always, IfNotPresent or Never (default: Kubernetes's)")
+	cmd.Flags().IntVar(&pool, "pool", 0, "keep this many started pods ready (warm pool \"mcp\"), so a new MCP session gets a sandbox in milliseconds")
 	return cmd
 }
 

@@ -131,12 +131,29 @@ func TestMCPStdio(t *testing.T) {
 	}
 	waitPods(t, ns, 0)
 
-	cs = connect()
+	// Without --approve-all, and with a warm pool: the pool starts a pod before any session
+	// (whether the session then claims it or starts cold depends on when it is ready; the library's
+	// e2e tests cover claims), execute is refused, and closing the session ends the server, which
+	// deletes every pod.
+	cs = connect("--pool", "1")
+	deadline := time.Now().Add(90 * time.Second)
+	for len(e2e.LivePods(t, ns, podsandbox.LabelPool+"=mcp")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("--pool 1: no pod of pool mcp after 90 s")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got, isErr := call(t, cs, "write_file", map[string]any{"path": "w.txt", "content": "warm"}); isErr {
+		t.Fatalf("write_file: %s", got)
+	}
 	got, isErr := call(t, cs, "execute", map[string]any{"command": "true"})
 	if !isErr || !strings.Contains(got, "--approve-all") {
 		t.Errorf("execute without approval: %q (tool error %v)", got, isErr)
 	}
-	_ = cs.Close()
+	if err := cs.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+	waitPods(t, ns, 0)
 }
 
 // TestMCPHTTP: the streamable HTTP transport, HTTP-mode sandboxes: two MCP sessions at once each

@@ -182,7 +182,7 @@ func (c *cli) listCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("listing sandboxes in %s: %w", c.namespace, err)
 			}
-			var infos []sandboxInfo
+			infos := []sandboxInfo{} // an empty namespace prints [], not null
 			for i := range l.Items {
 				in := infoOf(&l.Items[i])
 				if len(ids) == 0 || slices.Contains(ids, in.ID) {
