@@ -460,6 +460,41 @@ var conformance = []struct {
 			t.Errorf("a backreference is refused as such: %v", err)
 		}
 	}},
+	{"text no transport carries, and the longest command", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, dir string) {
+		ctx := ctxT(t, time.Minute)
+		mustWrite(t, sb, dir+"/f", []byte("x\n"))
+		for _, bad := range []string{"a\x00b", "caf\xe9"} {
+			p := dir + "/" + bad
+			for name, call := range map[string]func() error{
+				"Execute": func() error { _, err := sb.Execute(ctx, "printf %s "+bad+" > out"); return err },
+				"Read":    func() error { _, err := sb.Read(ctx, p, 0, 10); return err },
+				"Write":   func() error { _, err := sb.Write(ctx, p, []byte("x")); return err },
+				"Edit":    func() error { _, err := sb.Edit(ctx, dir+"/f", "x", bad, false); return err },
+				"LsInfo":  func() error { _, err := sb.LsInfo(ctx, p); return err },
+				"GrepRaw": func() error { _, err := sb.GrepRaw(ctx, "x", podsandbox.GrepOptions{Path: p}); return err },
+				"Exists":  func() error { _, err := sb.Exists(ctx, p); return err },
+			} {
+				if err := call(); !errors.Is(err, podsandbox.ErrInvalidArgument) {
+					t.Errorf("%s with %q: %v, want ErrInvalidArgument", name, bad, err)
+				}
+			}
+		}
+		if es, err := sb.LsInfo(ctx, dir); err != nil || len(es) != 1 {
+			t.Errorf("after the refusals the directory holds %+v, %v; want only f", es, err)
+		}
+		// The longest command runs; one byte more, 200 KiB and 1 MiB are refused naming the limit.
+		head := "echo ok; : '"
+		long := head + strings.Repeat("x", podsandbox.MaxCommandBytes-len(head)-1) + "'"
+		if r := mustExec(t, sb, long); r.Stdout != "ok\n" || r.ExitCode != 0 {
+			t.Errorf("a command of MaxCommandBytes: %+v", r)
+		}
+		for _, n := range []int{podsandbox.MaxCommandBytes + 1, 200 << 10, 1 << 20} {
+			_, err := sb.Execute(ctx, strings.Repeat(" ", n-4)+"true")
+			if !errors.Is(err, podsandbox.ErrInvalidArgument) || !strings.Contains(err.Error(), strconv.Itoa(podsandbox.MaxCommandBytes)) {
+				t.Errorf("a %d-byte command: %v, want ErrInvalidArgument naming the limit", n, err)
+			}
+		}
+	}},
 	{"exists", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, dir string) {
 		ctx := ctxT(t, 30*time.Second)
 		mustWrite(t, sb, dir+"/f", []byte("x"))

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	corev1 "k8s.io/api/core/v1"
@@ -589,17 +590,47 @@ func (s *KubernetesPodSandbox) podURL(suffix, sub string) string {
 
 func (s *KubernetesPodSandbox) resolve(p string) string { return fileops.Resolve(p, s.cfg.workDir) }
 
+// MaxCommandBytes is the longest command Execute takes: the shell in the pod gets the command as
+// one exec argument, and Linux limits one argument to 32 pages (MAX_ARG_STRLEN) with its NUL.
+// Longer scripts go in a file: Write it, then Execute "sh FILE".
+const MaxCommandBytes = 32*4096 - 1
+
+// checkText refuses what no transport can carry as it is: a NUL byte (exec arguments and file names
+// end at one) and bytes that are not UTF-8 (the requests' JSON and the container runtime's protobuf
+// strings hold only UTF-8; JSON would silently replace them). Both transports refuse alike.
+func checkText(what, s string) error {
+	if i := strings.IndexByte(s, 0); i >= 0 {
+		return fmt.Errorf("%w: the %s has a NUL byte at offset %d: no file name or command can hold one", ErrInvalidArgument, what, i)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%w: the %s is not valid UTF-8: sandbox paths and commands travel as UTF-8 text (reach such a file name through a glob in a command, or printf's octal escapes)", ErrInvalidArgument, what)
+	}
+	return nil
+}
+
+// checkTexts checks name/value pairs with checkText and returns the first error.
+func checkTexts(pairs ...string) error {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if err := checkText(pairs[i], pairs[i+1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Execute runs command with /bin/sh -c in the work dir. See ExecOption for timeouts, output
 // limits, stdin and streaming. The exit code is exact (0-255, 124 on timeout); a timeout or a
 // cancelled ctx kills the command's whole process tree in the pod.
 func (s *KubernetesPodSandbox) Execute(ctx context.Context, command string, opts ...ExecOption) (resp *ExecuteResponse, err error) {
 	ctx, op := s.traceOp(ctx, "Execute")
 	defer func() { op.end(ctx, err, execAttrs(resp)...) }()
-	s.Touch()
-	tr, err := s.transportFor()
-	if err != nil {
+	if len(command) > MaxCommandBytes {
+		return nil, fmt.Errorf("%w: the command is %d bytes, more than the %d bytes Linux lets one exec argument have: Write the script to a file and Execute \"sh FILE\"", ErrInvalidArgument, len(command), MaxCommandBytes)
+	}
+	if err := checkText("command", command); err != nil {
 		return nil, err
 	}
+	s.Touch()
 	c := ResolveExecOptions(opts...)
 	s.mu.Lock()
 	senv := s.sessionEnv
@@ -609,13 +640,23 @@ func (s *KubernetesPodSandbox) Execute(ctx context.Context, command string, opts
 		maps.Copy(env, c.Env)
 		c.Env = env
 	}
-	for k := range c.Env {
+	for k, v := range c.Env {
 		if !envName.MatchString(k) {
 			return nil, fmt.Errorf("%w: env name %q", ErrInvalidArgument, k)
 		}
+		if err := checkText("value of env "+k, v); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkText("working directory", c.Dir); err != nil {
+		return nil, err
 	}
 	if c.Dir != "" {
 		c.Dir = s.resolve(c.Dir)
+	}
+	tr, err := s.transportFor()
+	if err != nil {
+		return nil, err
 	}
 	resp, err = tr.exec(ctx, command, c)
 	s.Touch()
@@ -628,6 +669,9 @@ func (s *KubernetesPodSandbox) Execute(ctx context.Context, command string, opts
 func (s *KubernetesPodSandbox) Read(ctx context.Context, path string, offset, limit int) (_ string, err error) {
 	ctx, op := s.traceOp(ctx, "Read")
 	defer func() { op.end(ctx, err) }()
+	if err := checkText("path", path); err != nil {
+		return "", err
+	}
 	s.Touch()
 	tr, err := s.transportFor()
 	if err != nil {
@@ -657,6 +701,9 @@ var _ TextBytesReader = (*KubernetesPodSandbox)(nil)
 func (s *KubernetesPodSandbox) ReadBytes(ctx context.Context, path string) (data []byte, err error) {
 	ctx, op := s.traceOp(ctx, "ReadBytes")
 	defer func() { op.end(ctx, err, attrFileBytes.Int(len(data))) }()
+	if err := checkText("path", path); err != nil {
+		return nil, err
+	}
 	s.Touch()
 	tr, err := s.transportFor()
 	if err != nil {
@@ -672,6 +719,9 @@ func (s *KubernetesPodSandbox) ReadBytes(ctx context.Context, path string) (data
 func (s *KubernetesPodSandbox) Write(ctx context.Context, path string, content []byte) (_ *WriteResult, err error) {
 	ctx, op := s.traceOp(ctx, "Write")
 	defer func() { op.end(ctx, err, attrFileBytes.Int(len(content))) }()
+	if err := checkText("path", path); err != nil {
+		return nil, err
+	}
 	s.Touch()
 	tr, err := s.transportFor()
 	if err != nil {
@@ -694,6 +744,9 @@ func (s *KubernetesPodSandbox) Write(ctx context.Context, path string, content [
 func (s *KubernetesPodSandbox) Edit(ctx context.Context, path, old, new string, replaceAll bool) (_ *EditResult, err error) {
 	ctx, op := s.traceOp(ctx, "Edit")
 	defer func() { op.end(ctx, err) }()
+	if err := checkTexts("path", path, "old string", old, "new string", new); err != nil {
+		return nil, err
+	}
 	s.Touch()
 	tr, err := s.transportFor()
 	if err != nil {
@@ -714,6 +767,9 @@ func (s *KubernetesPodSandbox) Edit(ctx context.Context, path, old, new string, 
 func (s *KubernetesPodSandbox) LsInfo(ctx context.Context, path string) (_ []FileInfo, err error) {
 	ctx, op := s.traceOp(ctx, "Ls")
 	defer func() { op.end(ctx, err) }()
+	if err := checkText("path", path); err != nil {
+		return nil, err
+	}
 	s.Touch()
 	tr, err := s.transportFor()
 	if err != nil {
@@ -730,6 +786,9 @@ func (s *KubernetesPodSandbox) LsInfo(ctx context.Context, path string) (_ []Fil
 func (s *KubernetesPodSandbox) GlobInfo(ctx context.Context, pattern, path string) (_ []FileInfo, err error) {
 	ctx, op := s.traceOp(ctx, "Glob")
 	defer func() { op.end(ctx, err) }()
+	if err := checkTexts("glob pattern", pattern, "path", path); err != nil {
+		return nil, err
+	}
 	s.Touch()
 	tr, err := s.transportFor()
 	if err != nil {
@@ -752,6 +811,9 @@ func (s *KubernetesPodSandbox) GlobInfo(ctx context.Context, pattern, path strin
 func (s *KubernetesPodSandbox) GrepRaw(ctx context.Context, pattern string, opts GrepOptions) (_ []GrepMatch, err error) {
 	ctx, op := s.traceOp(ctx, "Grep")
 	defer func() { op.end(ctx, err) }()
+	if err := checkTexts("grep pattern", pattern, "path", opts.Path, "glob", opts.Glob); err != nil {
+		return nil, err
+	}
 	s.Touch()
 	tr, err := s.transportFor()
 	if err != nil {
@@ -777,6 +839,9 @@ func (s *KubernetesPodSandbox) GrepRaw(ctx context.Context, pattern string, opts
 func (s *KubernetesPodSandbox) Exists(ctx context.Context, path string) (_ bool, err error) {
 	ctx, op := s.traceOp(ctx, "Exists")
 	defer func() { op.end(ctx, err) }()
+	if err := checkText("path", path); err != nil {
+		return false, err
+	}
 	s.Touch()
 	tr, err := s.transportFor()
 	if err != nil {

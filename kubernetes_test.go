@@ -213,3 +213,42 @@ func TestAdoptFake(t *testing.T) {
 	a.Stop(ctx)
 	b.Stop(ctx)
 }
+
+// TestTextNoTransportCarries: a NUL byte or bytes that are not UTF-8 in a path, command, pattern or
+// env value, and a command longer than one exec argument can be, are refused with
+// ErrInvalidArgument before any request, on every operation.
+func TestTextNoTransportCarries(t *testing.T) {
+	sb, err := fakeSandbox(t, fakeClient(), "img", WithMode(ModeAPI))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	for _, bad := range []string{"a\x00b", "caf\xe9", "\xff"} {
+		for name, call := range map[string]func() error{
+			"Execute":   func() error { _, err := sb.Execute(ctx, "echo "+bad); return err },
+			"WithDir":   func() error { _, err := sb.Execute(ctx, "true", WithDir(bad)); return err },
+			"env":       func() error { _, err := sb.Execute(ctx, "true", WithExecEnv(map[string]string{"V": bad})); return err },
+			"Read":      func() error { _, err := sb.Read(ctx, bad, 0, 10); return err },
+			"ReadBytes": func() error { _, err := sb.ReadBytes(ctx, bad); return err },
+			"Write":     func() error { _, err := sb.Write(ctx, bad, []byte("x")); return err },
+			"Edit":      func() error { _, err := sb.Edit(ctx, "f", "x", bad, false); return err },
+			"LsInfo":    func() error { _, err := sb.LsInfo(ctx, bad); return err },
+			"GlobInfo":  func() error { _, err := sb.GlobInfo(ctx, "*", bad); return err },
+			"GrepRaw":   func() error { _, err := sb.GrepRaw(ctx, "x", GrepOptions{Glob: bad}); return err },
+			"Exists":    func() error { _, err := sb.Exists(ctx, bad); return err },
+		} {
+			if err := call(); !errors.Is(err, ErrInvalidArgument) {
+				t.Errorf("%s with %q: %v, want ErrInvalidArgument", name, bad, err)
+			}
+		}
+	}
+	for _, n := range []int{MaxCommandBytes + 1, 200 << 10, 1 << 20} {
+		_, err := sb.Execute(ctx, strings.Repeat(" ", n-4)+"true")
+		if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), strconv.Itoa(MaxCommandBytes)) {
+			t.Errorf("a %d-byte command: %v, want ErrInvalidArgument naming the limit", n, err)
+		}
+	}
+	if _, err := sb.Execute(ctx, strings.Repeat(" ", MaxCommandBytes-4)+"true"); !errors.Is(err, ErrNotStarted) {
+		t.Errorf("a command of exactly MaxCommandBytes: %v, want ErrNotStarted (the limit itself is allowed)", err)
+	}
+}
