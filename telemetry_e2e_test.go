@@ -10,13 +10,13 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/podsandbox/podsandbox"
 	"github.com/podsandbox/podsandbox/internal/e2e"
+	"github.com/podsandbox/podsandbox/internal/oteltest"
 )
 
 // TestTelemetry: on a real pod in each mode, the spans and metrics read back from an in-memory
@@ -122,8 +122,8 @@ func TestTelemetry(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitFor(t, "a warm pod", 90*time.Second, func() bool { return m.Pool().Ready() == 1 })
-			rm := collect(t, reader)
-			if n, _ := intPoint(rm, "podsandbox.pool.warm", attribute.String("podsandbox.pool.name", pool)); n != 1 {
+			rm := oteltest.Collect(t, reader)
+			if n, _ := oteltest.Int(rm, "podsandbox.pool.warm", attribute.String("podsandbox.pool.name", pool)); n != 1 {
 				t.Errorf("pool.warm = %d with one warm pod", n)
 			}
 			session, err := m.GetOrCreate(ctx, "tel-session-"+string(mode))
@@ -141,32 +141,32 @@ func TestTelemetry(t *testing.T) {
 			if claim.Parent().SpanID() != goc.SpanContext().SpanID() {
 				t.Error("the claim span is not a child of GetOrCreate's")
 			}
-			rm = collect(t, reader)
-			if n, _ := intPoint(rm, "podsandbox.pool.claims", attribute.String("podsandbox.pool.name", pool), attribute.String("podsandbox.claim.result", "warm")); n != 1 {
+			rm = oteltest.Collect(t, reader)
+			if n, _ := oteltest.Int(rm, "podsandbox.pool.claims", attribute.String("podsandbox.pool.name", pool), attribute.String("podsandbox.claim.result", "warm")); n != 1 {
 				t.Errorf("pool.claims{warm} = %d, want 1", n)
 			}
-			if n, _ := intPoint(rm, "podsandbox.sessions.live"); n != 1 {
+			if n, _ := oteltest.Int(rm, "podsandbox.sessions.live"); n != 1 {
 				t.Errorf("sessions.live = %d, want 1", n)
 			}
 			// Two Executes (the sandbox's and the session's) and two Reads (one failed).
 			modeAttr := attribute.String("podsandbox.mode", string(mode))
-			if n := histCount(rm, "podsandbox.exec.duration", modeAttr); n != 2 {
+			if n := oteltest.HistCount(rm, "podsandbox.exec.duration", modeAttr); n != 2 {
 				t.Errorf("exec.duration count %d, want 2", n)
 			}
-			if n := histCount(rm, "podsandbox.file.duration", modeAttr, attribute.String("podsandbox.operation", "Read")); n != 2 {
+			if n := oteltest.HistCount(rm, "podsandbox.file.duration", modeAttr, attribute.String("podsandbox.operation", "Read")); n != 2 {
 				t.Errorf("file.duration{Read} count %d, want 2", n)
 			}
-			if n := histCount(rm, "podsandbox.file.duration", modeAttr, attribute.String("podsandbox.operation", "Read"), attribute.String("error.type", "not_found")); n != 1 {
+			if n := oteltest.HistCount(rm, "podsandbox.file.duration", modeAttr, attribute.String("podsandbox.operation", "Read"), attribute.String("error.type", "not_found")); n != 1 {
 				t.Errorf("file.duration{Read, not_found} count %d, want 1", n)
 			}
 			// The sandbox's Start and the pool's (one or two, with the refill) succeeded.
-			if n := histCount(rm, "podsandbox.start.duration", modeAttr); n < 2 || n > 3 {
+			if n := oteltest.HistCount(rm, "podsandbox.start.duration", modeAttr); n < 2 || n > 3 {
 				t.Errorf("start.duration count %d, want 2 or 3", n)
 			}
 			if ok, err := m.Release(ctx, "tel-session-"+string(mode)); !ok || err != nil {
 				t.Fatalf("Release: %v %v", ok, err)
 			}
-			if n, _ := intPoint(collect(t, reader), "podsandbox.sessions.live"); n != 0 {
+			if n, _ := oteltest.Int(oteltest.Collect(t, reader), "podsandbox.sessions.live"); n != 0 {
 				t.Errorf("sessions.live = %d after Release, want 0", n)
 			}
 		})
@@ -211,66 +211,4 @@ func inOrder(got []string, want ...string) bool {
 		}
 	}
 	return i == len(want)
-}
-
-func collect(t *testing.T, r sdkmetric.Reader) metricdata.ResourceMetrics {
-	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := r.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	return rm
-}
-
-func matches(set attribute.Set, want []attribute.KeyValue) bool {
-	for _, kv := range want {
-		if v, ok := set.Value(kv.Key); !ok || v != kv.Value {
-			return false
-		}
-	}
-	return true
-}
-
-// intPoint sums the int64 sum or gauge name over the data points whose attributes include want.
-func intPoint(rm metricdata.ResourceMetrics, name string, want ...attribute.KeyValue) (int64, bool) {
-	var n int64
-	found := false
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name != name {
-				continue
-			}
-			var pts []metricdata.DataPoint[int64]
-			switch d := m.Data.(type) {
-			case metricdata.Sum[int64]:
-				pts = d.DataPoints
-			case metricdata.Gauge[int64]:
-				pts = d.DataPoints
-			}
-			for _, p := range pts {
-				if matches(p.Attributes, want) {
-					n += p.Value
-					found = true
-				}
-			}
-		}
-	}
-	return n, found
-}
-
-// histCount sums the counts of histogram name over the data points whose attributes include want.
-func histCount(rm metricdata.ResourceMetrics, name string, want ...attribute.KeyValue) uint64 {
-	var n uint64
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if h, ok := m.Data.(metricdata.Histogram[float64]); ok && m.Name == name {
-				for _, p := range h.DataPoints {
-					if matches(p.Attributes, want) {
-						n += p.Count
-					}
-				}
-			}
-		}
-	}
-	return n
 }

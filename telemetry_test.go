@@ -9,11 +9,12 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/podsandbox/podsandbox/internal/oteltest"
 )
 
 func TestErrorType(t *testing.T) {
@@ -34,50 +35,6 @@ func TestErrorType(t *testing.T) {
 			t.Errorf("errorType(%v) = %q, want %q", tc.err, got, tc.want)
 		}
 	}
-}
-
-// metricsOf collects rm once from r.
-func metricsOf(t *testing.T, r sdkmetric.Reader) metricdata.ResourceMetrics {
-	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := r.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	return rm
-}
-
-// intValue returns the value of the int64 sum or gauge name at the data point whose attributes
-// include want, and whether there is one.
-func intValue(rm metricdata.ResourceMetrics, name string, want ...attribute.KeyValue) (int64, bool) {
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name != name {
-				continue
-			}
-			var pts []metricdata.DataPoint[int64]
-			switch d := m.Data.(type) {
-			case metricdata.Sum[int64]:
-				pts = d.DataPoints
-			case metricdata.Gauge[int64]:
-				pts = d.DataPoints
-			}
-			for _, p := range pts {
-				if hasAttrs(p.Attributes, want) {
-					return p.Value, true
-				}
-			}
-		}
-	}
-	return 0, false
-}
-
-func hasAttrs(set attribute.Set, want []attribute.KeyValue) bool {
-	for _, kv := range want {
-		if v, ok := set.Value(kv.Key); !ok || v != kv.Value {
-			return false
-		}
-	}
-	return true
 }
 
 // spanAttr returns the attribute key of s.
@@ -108,7 +65,7 @@ func TestSessionTelemetry(t *testing.T) {
 	if _, err := m.GetOrCreate(ctx, "bad"); err == nil {
 		t.Fatal("a failing start made a session")
 	}
-	if live, _ := intValue(metricsOf(t, reader), "podsandbox.sessions.live"); live != 3 {
+	if live, _ := oteltest.Int(oteltest.Collect(t, reader), "podsandbox.sessions.live"); live != 3 {
 		t.Errorf("sessions.live = %d after 3 sessions, want 3", live)
 	}
 	if ok, err := m.Release(ctx, "a"); !ok || err != nil {
@@ -120,13 +77,13 @@ func TestSessionTelemetry(t *testing.T) {
 	if _, err := m.GetOrCreate(ctx, "b"); err != nil {
 		t.Fatal(err)
 	}
-	if live, _ := intValue(metricsOf(t, reader), "podsandbox.sessions.live"); live != 2 {
+	if live, _ := oteltest.Int(oteltest.Collect(t, reader), "podsandbox.sessions.live"); live != 2 {
 		t.Errorf("sessions.live = %d after a release and a replacement, want 2", live)
 	}
 	if _, err := m.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if live, _ := intValue(metricsOf(t, reader), "podsandbox.sessions.live"); live != 0 {
+	if live, _ := oteltest.Int(oteltest.Collect(t, reader), "podsandbox.sessions.live"); live != 0 {
 		t.Errorf("sessions.live = %d after Shutdown, want 0", live)
 	}
 
@@ -159,14 +116,14 @@ func TestReaperTelemetry(t *testing.T) {
 	if res, err := r.Reap(t.Context()); err != nil || res.Pods != 1 {
 		t.Fatal(res, err)
 	}
-	if n, ok := intValue(metricsOf(t, reader), "podsandbox.reaper.deletions"); ok || n != 0 {
+	if n, ok := oteltest.Int(oteltest.Collect(t, reader), "podsandbox.reaper.deletions"); ok || n != 0 {
 		t.Errorf("a dry run counted %d deletions", n)
 	}
 	r.DryRun = false
 	if res, err := r.Reap(t.Context()); err != nil || res.Pods != 1 {
 		t.Fatal(res, err)
 	}
-	if n, _ := intValue(metricsOf(t, reader), "podsandbox.reaper.deletions", attrReapReason.String("idle")); n != 1 {
+	if n, _ := oteltest.Int(oteltest.Collect(t, reader), "podsandbox.reaper.deletions", attrReapReason.String("idle")); n != 1 {
 		t.Errorf("reaper.deletions{reason=idle} = %d, want 1", n)
 	}
 }

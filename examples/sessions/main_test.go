@@ -36,9 +36,9 @@ func serviceConfig(t *testing.T, out *cli.Buffer) ServiceConfig {
 
 // connect makes the test's podsandbox.Client as run does, closed when the test ends: after the
 // service's Shutdown, whose cleanup is registered later and so runs first.
-func connect(ctx context.Context, t *testing.T, cfg ServiceConfig) *podsandbox.Client {
+func connect(ctx context.Context, t *testing.T, cfg ServiceConfig, opts ...podsandbox.ClientOption) *podsandbox.Client {
 	t.Helper()
-	client, err := cfg.Cluster.Connect(ctx, cfg.Log)
+	client, err := cfg.Cluster.Connect(ctx, cfg.Log, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,6 +48,20 @@ func connect(ctx context.Context, t *testing.T, cfg ServiceConfig) *podsandbox.C
 		}
 	})
 	return client
+}
+
+// startService runs the service of cfg on httptest, shut down when the test ends (before its
+// Client closes), and returns it with a client of it.
+func startService(ctx context.Context, t *testing.T, cfg ServiceConfig, opts ...podsandbox.ClientOption) (*Service, *Client) {
+	t.Helper()
+	svc, err := NewService(ctx, connect(ctx, t, cfg, opts...), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Shutdown(context.Background()) })
+	srv := httptest.NewServer(svc.Handler())
+	t.Cleanup(srv.Close)
+	return svc, &Client{Base: srv.URL, HTTP: srv.Client()}
 }
 
 // TestSessionsService: the client scenario (two users, isolation, same sandbox again, release)
@@ -124,14 +138,7 @@ func TestSessionsIdleCleanup(t *testing.T) {
 	cfg := serviceConfig(t, out)
 	cfg.PoolSize, cfg.PoolName = 1, "idle"
 	cfg.IdleTimeout, cfg.CleanupInterval = 3*time.Second, 500*time.Millisecond
-	svc, err := NewService(ctx, connect(ctx, t, cfg), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { svc.Shutdown(context.Background()) })
-	srv := httptest.NewServer(svc.Handler())
-	defer srv.Close()
-	c := &Client{Base: srv.URL, HTTP: srv.Client()}
+	svc, c := startService(ctx, t, cfg)
 
 	// carol claims a warm pod: a cold start slower than the 3 s idle timeout (a busy cluster) would
 	// have its pod reaped while it starts, since a new pod's expiry is its creation plus the idle
@@ -178,19 +185,7 @@ func TestSessionsTelemetry(t *testing.T) {
 	}
 	t.Cleanup(func() { tel.Shutdown(context.Background()) })
 	cfg.Telemetry = tel
-	client, err := cfg.Cluster.Connect(ctx, cfg.Log, tel.ClientOptions()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close(context.Background(), client) })
-	svc, err := NewService(ctx, client, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { svc.Shutdown(context.Background()) })
-	srv := httptest.NewServer(svc.Handler())
-	defer srv.Close()
-	c := &Client{Base: srv.URL, HTTP: srv.Client()}
+	svc, c := startService(ctx, t, cfg, tel.ClientOptions()...)
 	if err := waitWarm(ctx, svc, 1, 3*time.Minute); err != nil {
 		t.Fatal(err)
 	}
