@@ -564,8 +564,9 @@ func (t *apiTransport) grep(ctx context.Context, pattern, root, glob string, hid
 }
 
 // parseGrep splits the file list from grep's "path:line:text" output and keeps the lines that re
-// matches (all of them if re is nil). Paths are recognised by the list, so a ":" inside a file
-// name does not confuse the parse.
+// matches (all of them if re is nil). Paths are recognised by the list, so a ":" or a newline inside
+// a file name does not confuse the parse: each record is read from where the last one ended, not
+// from a split into lines.
 func parseGrep(out []byte, re *regexp.Regexp) []GrepMatch {
 	list, body, _ := bytes.Cut(out, []byte{0, 0})
 	known := map[string]bool{}
@@ -573,32 +574,43 @@ func parseGrep(out []byte, re *regexp.Regexp) []GrepMatch {
 		known[f] = true
 	}
 	ms := []GrepMatch{}
-	for _, line := range strings.Split(string(body), "\n") {
-		if line == "" || strings.ContainsRune(line, 0) {
+	for rest := string(body); rest != ""; {
+		path, n, text, next, ok := grepRecord(rest, known)
+		rest = next
+		if !ok || strings.ContainsRune(text, 0) || (re != nil && !re.MatchString(text)) {
 			continue
 		}
-		for i := 0; i < len(line); i++ {
-			if line[i] != ':' || !known[line[:i]] {
-				continue
-			}
-			rest := line[i+1:]
-			j := strings.IndexByte(rest, ':')
-			if j <= 0 {
-				continue
-			}
-			n, err := strconv.Atoi(rest[:j])
-			if err != nil {
-				continue
-			}
-			if re != nil && !re.MatchString(rest[j+1:]) {
-				break
-			}
-			ms = append(ms, GrepMatch{Path: line[:i], LineNumber: n, Line: jsonText(rest[j+1:])})
-			break
-		}
+		ms = append(ms, GrepMatch{Path: path, LineNumber: n, Line: jsonText(text)})
 	}
 	fileops.SortGrep(ms, func(m GrepMatch) (string, int) { return m.Path, m.LineNumber })
 	return ms
+}
+
+// maxGrepPath bounds how far grepRecord looks for the end of a path (Linux's PATH_MAX).
+const maxGrepPath = 4096
+
+// grepRecord reads the record at the start of s: a path of the list (it may hold ':' and newlines),
+// ':', a line number, ':', and the line's text up to a newline. When s does not start with one (a
+// "Binary file ... matches" line), ok is false; next is always where the following record starts.
+func grepRecord(s string, known map[string]bool) (path string, n int, text, next string, ok bool) {
+	for i := 0; i < len(s) && i <= maxGrepPath; i++ {
+		if s[i] != ':' || !known[s[:i]] {
+			continue
+		}
+		rest := s[i+1:]
+		j := strings.IndexByte(rest, ':')
+		if j <= 0 {
+			continue
+		}
+		num, err := strconv.Atoi(rest[:j])
+		if err != nil {
+			continue
+		}
+		text, next, _ = strings.Cut(rest[j+1:], "\n")
+		return s[:i], num, text, next, true
+	}
+	_, next, _ = strings.Cut(s, "\n")
+	return "", 0, "", next, false
 }
 
 // jsonText is s as the in-pod server's JSON answer carries it: every byte that is not part of valid

@@ -61,10 +61,11 @@ func TestCapture(t *testing.T) {
 }
 
 func TestParseGrep(t *testing.T) {
-	out := "/w/a.txt\x00/w/odd:1:name\x00/w/b\x00\x00" +
-		"/w/odd:1:name:7:x:y\n/w/a.txt:2:-v flag\n/w/a.txt:10:z\nBinary file /w/b matches\n/w/b:3:\x00bin\n"
+	out := "/w/a.txt\x00/w/odd:1:name\x00/w/b\x00/w/new\nline:3:x\x00\x00" +
+		"/w/odd:1:name:7:x:y\n/w/a.txt:2:-v flag\n/w/a.txt:10:z\nBinary file /w/b matches\n/w/b:3:\x00bin\n" +
+		"/w/new\nline:3:x:1:n\n"
 	got := parseGrep([]byte(out), nil)
-	want := []GrepMatch{{"/w/a.txt", 2, "-v flag"}, {"/w/a.txt", 10, "z"}, {"/w/odd:1:name", 7, "x:y"}}
+	want := []GrepMatch{{"/w/a.txt", 2, "-v flag"}, {"/w/a.txt", 10, "z"}, {"/w/new\nline:3:x", 1, "n"}, {"/w/odd:1:name", 7, "x:y"}}
 	if len(got) != len(want) {
 		t.Fatalf("got %+v", got)
 	}
@@ -74,7 +75,7 @@ func TestParseGrep(t *testing.T) {
 		}
 	}
 	// The lines grep selected with the prefilter are checked again with Go's regexp.
-	if got := parseGrep([]byte(out), regexp.MustCompile(`^.$`)); len(got) != 1 || got[0] != want[1] {
+	if got := parseGrep([]byte(out), regexp.MustCompile(`^.$`)); len(got) != 2 || got[0] != want[1] || got[1] != want[2] {
 		t.Errorf("kept by ^.$: %+v", got)
 	}
 }

@@ -375,6 +375,7 @@ var conformance = []struct {
 		mustWrite(t, sb, dir+"/gr/b.md", []byte("-v in md\n"))
 		mustWrite(t, sb, dir+"/gr/.secret", []byte("-v hidden\n"))
 		mustWrite(t, sb, dir+"/gr/odd:name.txt", []byte("-v colon\n"))
+		mustWrite(t, sb, dir+"/gr/new\nline.txt", []byte("-v newline\n"))
 		show := func(ms []podsandbox.GrepMatch) string {
 			var s []string
 			for _, m := range ms {
@@ -387,13 +388,13 @@ var conformance = []struct {
 			opts    podsandbox.GrepOptions
 			want    string
 		}{
-			{"-v", podsandbox.GrepOptions{Path: dir + "/gr"}, "a.txt:1:-v flag|b.md:1:-v in md|odd:name.txt:1:-v colon"},
+			{"-v", podsandbox.GrepOptions{Path: dir + "/gr"}, "a.txt:1:-v flag|b.md:1:-v in md|new\nline.txt:1:-v newline|odd:name.txt:1:-v colon"},
 			{"-v", podsandbox.GrepOptions{Path: dir + "/gr", Glob: "*.md"}, "b.md:1:-v in md"},
-			{"-v", podsandbox.GrepOptions{Path: dir + "/gr", IncludeHidden: true}, ".secret:1:-v hidden|a.txt:1:-v flag|b.md:1:-v in md|odd:name.txt:1:-v colon"},
+			{"-v", podsandbox.GrepOptions{Path: dir + "/gr", IncludeHidden: true}, ".secret:1:-v hidden|a.txt:1:-v flag|b.md:1:-v in md|new\nline.txt:1:-v newline|odd:name.txt:1:-v colon"},
 			{`\$\(id\)`, podsandbox.GrepOptions{Path: dir + "/gr"}, "a.txt:3:$(id) and `id`"},
 			{`it's "quoted"`, podsandbox.GrepOptions{Path: dir + "/gr"}, `a.txt:4:it's "quoted"`},
 			{"^(line|nothing)$", podsandbox.GrepOptions{Path: dir + "/gr/a.txt"}, "a.txt:2:nothing|a.txt:5:line"},
-			{`^\W\w\s[a-z\d]+$`, podsandbox.GrepOptions{Path: dir + "/gr"}, "a.txt:1:-v flag|odd:name.txt:1:-v colon"},
+			{`^\W\w\s[a-z\d]+$`, podsandbox.GrepOptions{Path: dir + "/gr"}, "a.txt:1:-v flag|new\nline.txt:1:-v newline|odd:name.txt:1:-v colon"},
 			{"no such text", podsandbox.GrepOptions{Path: dir + "/gr"}, ""},
 		} {
 			ms, err := sb.GrepRaw(ctx, c.pattern, c.opts)
