@@ -329,13 +329,17 @@ func (m *SessionManager) Start(ctx context.Context) error {
 // without any API request; a dead one is stopped and replaced; one whose Start fails is stopped
 // and not kept. Every call counts as activity.
 func (m *SessionManager) GetOrCreate(ctx context.Context, id string) (sb Sandbox, err error) {
-	ctx, span := m.tel.tracer.Start(ctx, "podsandbox.GetOrCreate", trace.WithAttributes(attrSessionID.String(id)))
+	// The attributes are set only on a recording span: with no provider installed, a live
+	// session's GetOrCreate stays a map lookup plus the no-op span's context.
+	ctx, span := m.tel.tracer.Start(ctx, "podsandbox.GetOrCreate")
 	outcome := "existing"
 	defer func() {
 		if err != nil {
 			outcome = "failed"
 		}
-		span.SetAttributes(attrOutcome.String(outcome))
+		if span.IsRecording() {
+			span.SetAttributes(attrSessionID.String(id), attrOutcome.String(outcome))
+		}
 		endSpan(span, err)
 	}()
 	for {
