@@ -608,6 +608,18 @@ func checkText(what, s string) error {
 	return nil
 }
 
+// begin starts file operation name: its span and timer, the checks of texts (name/value pairs,
+// see checkText), activity, and the transport. The caller ends op, also when err is not nil.
+func (s *KubernetesPodSandbox) begin(ctx context.Context, name string, texts ...string) (context.Context, *sandboxOp, transport, error) {
+	ctx, op := s.traceOp(ctx, name)
+	if err := checkTexts(texts...); err != nil {
+		return ctx, op, nil, err
+	}
+	s.Touch()
+	tr, err := s.transportFor()
+	return ctx, op, tr, err
+}
+
 // checkTexts checks name/value pairs with checkText and returns the first error.
 func checkTexts(pairs ...string) error {
 	for i := 0; i+1 < len(pairs); i += 2 {
@@ -667,13 +679,8 @@ func (s *KubernetesPodSandbox) Execute(ctx context.Context, command string, opts
 // "\n\n... (N more lines)" when more follow. Errors: *PathError (ErrNotFound, ErrIsDirectory),
 // *OffsetError, *FileTooLargeError.
 func (s *KubernetesPodSandbox) Read(ctx context.Context, path string, offset, limit int) (_ string, err error) {
-	ctx, op := s.traceOp(ctx, "Read")
+	ctx, op, tr, err := s.begin(ctx, "Read", "path", path)
 	defer func() { op.end(ctx, err) }()
-	if err := checkText("path", path); err != nil {
-		return "", err
-	}
-	s.Touch()
-	tr, err := s.transportFor()
 	if err != nil {
 		return "", err
 	}
@@ -699,13 +706,8 @@ var _ TextBytesReader = (*KubernetesPodSandbox)(nil)
 
 // ReadBytes returns the file's bytes exactly.
 func (s *KubernetesPodSandbox) ReadBytes(ctx context.Context, path string) (data []byte, err error) {
-	ctx, op := s.traceOp(ctx, "ReadBytes")
+	ctx, op, tr, err := s.begin(ctx, "ReadBytes", "path", path)
 	defer func() { op.end(ctx, err, attrFileBytes.Int(len(data))) }()
-	if err := checkText("path", path); err != nil {
-		return nil, err
-	}
-	s.Touch()
-	tr, err := s.transportFor()
 	if err != nil {
 		return nil, err
 	}
@@ -717,13 +719,8 @@ func (s *KubernetesPodSandbox) ReadBytes(ctx context.Context, path string) (data
 // parent directories. The content travels as a request body (HTTP) or exec stdin (API), never in a
 // URL or argv.
 func (s *KubernetesPodSandbox) Write(ctx context.Context, path string, content []byte) (_ *WriteResult, err error) {
-	ctx, op := s.traceOp(ctx, "Write")
+	ctx, op, tr, err := s.begin(ctx, "Write", "path", path)
 	defer func() { op.end(ctx, err, attrFileBytes.Int(len(content))) }()
-	if err := checkText("path", path); err != nil {
-		return nil, err
-	}
-	s.Touch()
-	tr, err := s.transportFor()
 	if err != nil {
 		return nil, err
 	}
@@ -742,13 +739,8 @@ func (s *KubernetesPodSandbox) Write(ctx context.Context, path string, content [
 // that an empty existing file is not "not found", an empty old is refused, and a large file is never
 // cut: files over the limit are refused whole.
 func (s *KubernetesPodSandbox) Edit(ctx context.Context, path, old, new string, replaceAll bool) (_ *EditResult, err error) {
-	ctx, op := s.traceOp(ctx, "Edit")
+	ctx, op, tr, err := s.begin(ctx, "Edit", "path", path, "old string", old, "new string", new)
 	defer func() { op.end(ctx, err) }()
-	if err := checkTexts("path", path, "old string", old, "new string", new); err != nil {
-		return nil, err
-	}
-	s.Touch()
-	tr, err := s.transportFor()
 	if err != nil {
 		return nil, err
 	}
@@ -765,13 +757,8 @@ func (s *KubernetesPodSandbox) Edit(ctx context.Context, path, old, new string, 
 
 // LsInfo lists a directory, directories first, then by name.
 func (s *KubernetesPodSandbox) LsInfo(ctx context.Context, path string) (_ []FileInfo, err error) {
-	ctx, op := s.traceOp(ctx, "Ls")
+	ctx, op, tr, err := s.begin(ctx, "Ls", "path", path)
 	defer func() { op.end(ctx, err) }()
-	if err := checkText("path", path); err != nil {
-		return nil, err
-	}
-	s.Touch()
-	tr, err := s.transportFor()
 	if err != nil {
 		return nil, err
 	}
@@ -784,13 +771,8 @@ func (s *KubernetesPodSandbox) LsInfo(ctx context.Context, path string) (_ []Fil
 
 // GlobInfo finds regular files under path matching pattern; see FileSystem.
 func (s *KubernetesPodSandbox) GlobInfo(ctx context.Context, pattern, path string) (_ []FileInfo, err error) {
-	ctx, op := s.traceOp(ctx, "Glob")
+	ctx, op, tr, err := s.begin(ctx, "Glob", "glob pattern", pattern, "path", path)
 	defer func() { op.end(ctx, err) }()
-	if err := checkTexts("glob pattern", pattern, "path", path); err != nil {
-		return nil, err
-	}
-	s.Touch()
-	tr, err := s.transportFor()
 	if err != nil {
 		return nil, err
 	}
@@ -809,13 +791,8 @@ func (s *KubernetesPodSandbox) GlobInfo(ctx context.Context, pattern, path strin
 // It is Go's RE2 syntax; what grep -E in an API-mode pod cannot search for alike (Unicode classes
 // such as \pL, NUL bytes) is refused with ErrInvalidArgument on every transport.
 func (s *KubernetesPodSandbox) GrepRaw(ctx context.Context, pattern string, opts GrepOptions) (_ []GrepMatch, err error) {
-	ctx, op := s.traceOp(ctx, "Grep")
+	ctx, op, tr, err := s.begin(ctx, "Grep", "grep pattern", pattern, "path", opts.Path, "glob", opts.Glob)
 	defer func() { op.end(ctx, err) }()
-	if err := checkTexts("grep pattern", pattern, "path", opts.Path, "glob", opts.Glob); err != nil {
-		return nil, err
-	}
-	s.Touch()
-	tr, err := s.transportFor()
 	if err != nil {
 		return nil, err
 	}
@@ -837,13 +814,8 @@ func (s *KubernetesPodSandbox) GrepRaw(ctx context.Context, pattern string, opts
 
 // Exists reports whether path is a regular file.
 func (s *KubernetesPodSandbox) Exists(ctx context.Context, path string) (_ bool, err error) {
-	ctx, op := s.traceOp(ctx, "Exists")
+	ctx, op, tr, err := s.begin(ctx, "Exists", "path", path)
 	defer func() { op.end(ctx, err) }()
-	if err := checkText("path", path); err != nil {
-		return false, err
-	}
-	s.Touch()
-	tr, err := s.transportFor()
 	if err != nil {
 		return false, err
 	}
