@@ -3,6 +3,7 @@ package podsandbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -75,7 +76,7 @@ const (
 func WithTracerProvider(tp trace.TracerProvider) ClientOption {
 	return func(c *clientConfig) error {
 		if tp == nil {
-			return errors.Join(ErrInvalidArgument, errors.New("WithTracerProvider(nil)"))
+			return fmt.Errorf("%w: WithTracerProvider(nil)", ErrInvalidArgument)
 		}
 		c.tp = tp
 		return nil
@@ -87,7 +88,7 @@ func WithTracerProvider(tp trace.TracerProvider) ClientOption {
 func WithMeterProvider(mp metric.MeterProvider) ClientOption {
 	return func(c *clientConfig) error {
 		if mp == nil {
-			return errors.Join(ErrInvalidArgument, errors.New("WithMeterProvider(nil)"))
+			return fmt.Errorf("%w: WithMeterProvider(nil)", ErrInvalidArgument)
 		}
 		c.mp = mp
 		return nil

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
 
 	"github.com/podsandbox/podsandbox"
 	"github.com/podsandbox/podsandbox/mcpserver"
@@ -35,15 +34,7 @@ func (c *cli) mcpCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			opts := []podsandbox.Option{podsandbox.WithNamespace(c.namespace), podsandbox.WithMode(podsandbox.Mode(mode)),
-				podsandbox.WithIdleTimeout(idle)}
-			if pull != "" {
-				opts = append(opts, podsandbox.WithImagePullPolicy(corev1.PullPolicy(pull)))
-			}
-			if c.reach != string(podsandbox.ReachAuto) {
-				opts = append(opts, podsandbox.WithReach(podsandbox.Reach(c.reach)))
-			}
-			f, err := cl.Factory(image, opts...)
+			f, err := cl.Factory(image, append(c.sandboxOptions(mode, pull), podsandbox.WithIdleTimeout(idle))...)
 			if err != nil {
 				return err
 			}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/podsandbox/podsandbox"
@@ -82,6 +83,19 @@ func (c *cli) connect() (*podsandbox.Client, error) {
 	}
 	c.client = cl
 	return cl, nil
+}
+
+// sandboxOptions are the options of a sandbox (or factory) the CLI makes: the namespace, mode,
+// image pull policy ("" for Kubernetes's default) and --reach.
+func (c *cli) sandboxOptions(mode, pull string) []podsandbox.Option {
+	opts := []podsandbox.Option{podsandbox.WithNamespace(c.namespace), podsandbox.WithMode(podsandbox.Mode(mode))}
+	if pull != "" {
+		opts = append(opts, podsandbox.WithImagePullPolicy(corev1.PullPolicy(pull)))
+	}
+	if c.reach != string(podsandbox.ReachAuto) {
+		opts = append(opts, podsandbox.WithReach(podsandbox.Reach(c.reach)))
+	}
+	return opts
 }
 
 // attach connects and attaches to sandbox id, with extra options (cp's file size limit); its Stop

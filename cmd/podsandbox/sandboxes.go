@@ -24,13 +24,9 @@ func (c *cli) runCmd() *cobra.Command {
 		Short: "Start a sandbox pod and print its id; it stays until rm or until it is idle past --idle-timeout",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts := []podsandbox.Option{podsandbox.WithNamespace(c.namespace), podsandbox.WithMode(podsandbox.Mode(mode)),
-				podsandbox.WithDeleteOnStop(false)}
+			opts := append(c.sandboxOptions(mode, pull), podsandbox.WithDeleteOnStop(false))
 			if id != "" {
 				opts = append(opts, podsandbox.WithSandboxID(id))
-			}
-			if pull != "" {
-				opts = append(opts, podsandbox.WithImagePullPolicy(corev1.PullPolicy(pull)))
 			}
 			if cmd.Flags().Changed("idle-timeout") {
 				opts = append(opts, podsandbox.WithIdleTimeout(idle))
@@ -45,9 +41,6 @@ func (c *cli) runCmd() *cobra.Command {
 					m[k] = v
 				}
 				opts = append(opts, podsandbox.WithEnv(m))
-			}
-			if cmd.Flags().Changed("reach") {
-				opts = append(opts, podsandbox.WithReach(podsandbox.Reach(c.reach)))
 			}
 			cl, err := c.connect()
 			if err != nil {
