@@ -50,6 +50,7 @@ type apiTransport struct {
 	s      *KubernetesPodSandbox
 	rest   *rest.Config
 	client rest.Interface
+	pool   *channelPool // nil: every call takes a pods/exec of its own
 	noWS   atomic.Bool // the server refused WebSocket once: go straight to SPDY
 	logger logr.Logger // client-go's stream diagnostics, at debug level
 }
@@ -88,10 +89,17 @@ func newAPITransport(s *KubernetesPodSandbox) *apiTransport {
 	if rc, ok := s.client.CoreV1().RESTClient().(*rest.RESTClient); ok && rc != nil {
 		t.client = rc
 	}
+	if t.client != nil && s.cfg.execChannels > 0 {
+		t.pool = newChannelPool(t, s.cfg.execChannels)
+	}
 	return t
 }
 
-func (t *apiTransport) close() {}
+func (t *apiTransport) close() {
+	if t.pool != nil {
+		t.pool.close()
+	}
+}
 
 // stream runs argv in the sandbox container over pods/exec and returns its exit code.
 func (t *apiTransport) stream(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
@@ -160,7 +168,8 @@ exit $s`
 
 // stopScript kills every process of a run: the wrapper (found by its marker, passed in two halves
 // so this script's own command line does not contain it), its descendants, and every member of a
-// process group led by one of them. It never touches PID 1.
+// process group led by one of them. It never touches PID 1. It stops them all before it kills
+// any, so that no shell among them lives to report its child's death into the output.
 const stopScript = `mk="$1$2"
 set=" "
 for f in /proc/[0-9]*/cmdline; do
@@ -181,6 +190,7 @@ while [ $changed = 1 ]; do
     case "$set" in *" $2 "*|*" $3 "*) set="$set$p "; changed=1;; esac
   done
 done
+kill -STOP $set 2>/dev/null
 kill -KILL $set 2>/dev/null
 exit 0`
 
@@ -197,20 +207,38 @@ func newMarker() string {
 	return "\x1e~psbx" + hex.EncodeToString(b) + "~"
 }
 
-// run runs script in dir with env and args. Its stdout and stderr (markers removed) go to
-// stdout/stderr; timeout <= 0 means no deadline beyond ctx.
-func (t *apiTransport) run(ctx context.Context, dir, script string, env map[string]string, args []string,
-	stdin io.Reader, stdout, stderr io.Writer, timeout time.Duration) (runResult, error) {
-	mk := newMarker()
+// runArgs are the arguments of runWrapper and channelWrapper for one run.
+func runArgs(dir, mk, script string, env map[string]string, args []string, timeout time.Duration) []string {
 	backstop := int64(math.MaxInt32)
 	if timeout > 0 {
 		backstop = int64(math.Ceil(timeout.Seconds())) + 10
 	}
-	argv := []string{"/bin/sh", "-c", runWrapper, "psbx", dir, mk, strconv.FormatInt(backstop, 10), strconv.Itoa(len(env)), script}
+	a := []string{dir, mk, strconv.FormatInt(backstop, 10), strconv.Itoa(len(env)), script}
 	for _, k := range slices.Sorted(maps.Keys(env)) {
-		argv = append(argv, k+"="+env[k])
+		a = append(a, k+"="+env[k])
 	}
-	argv = append(argv, args...)
+	return append(a, args...)
+}
+
+// run runs script in dir with env and args. Its stdout and stderr (markers removed) go to
+// stdout/stderr; timeout <= 0 means no deadline beyond ctx. It goes through an exec channel when
+// the sandbox has them and the call fits one, else through a pods/exec of its own.
+func (t *apiTransport) run(ctx context.Context, dir, script string, env map[string]string, args []string,
+	stdin io.Reader, stdout, stderr io.Writer, timeout time.Duration) (runResult, error) {
+	if t.pool != nil {
+		res, err := t.pool.run(ctx, dir, script, env, args, stdin, stdout, stderr, timeout)
+		if !errors.Is(err, errNoChannel) {
+			return res, err
+		}
+	}
+	return t.runExec(ctx, dir, script, env, args, stdin, stdout, stderr, timeout)
+}
+
+// runExec is run in a pods/exec of its own.
+func (t *apiTransport) runExec(ctx context.Context, dir, script string, env map[string]string, args []string,
+	stdin io.Reader, stdout, stderr io.Writer, timeout time.Duration) (runResult, error) {
+	mk := newMarker()
+	argv := append([]string{"/bin/sh", "-c", runWrapper, "psbx"}, runArgs(dir, mk, script, env, args, timeout)...)
 
 	out := &markerWriter{w: stdout, marker: []byte(mk)}
 	errw := &markerWriter{w: stderr, marker: []byte(mk), status: 3}
@@ -278,11 +306,22 @@ func (t *apiTransport) run(ctx context.Context, dir, script string, env map[stri
 	return res, nil
 }
 
-// kill runs the stop script: a second exec, bounded, that survives the caller's cancellation.
+// kill runs the stop script, bounded, surviving the caller's cancellation: on an idle exec channel
+// when there is one, else in a pods/exec of its own.
 func (t *apiTransport) kill(ctx context.Context, mk string) {
 	kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	half := len(mk) / 2
+	if t.pool != nil {
+		if ch := t.pool.tryAcquire(); ch != nil {
+			kmk := newMarker()
+			_, err := ch.call(kctx, kmk, request(kmk, runArgs("/", kmk, stopScript, nil, []string{mk[:half], mk[half:]}, 0), false), nil, io.Discard, io.Discard, 0)
+			t.pool.release(ch)
+			if err == nil {
+				return
+			}
+		}
+	}
 	if _, err := t.stream(kctx, []string{"/bin/sh", "-c", stopScript, "psbx", mk[:half], mk[half:]}, nil, io.Discard, io.Discard); err != nil {
 		t.s.log.Warn("could not kill a command after timeout or cancel", "err", err)
 	}
@@ -653,6 +692,15 @@ type markerWriter struct {
 	done        bool
 	statusBytes []byte
 	n           int
+	mute        bool // the command was stopped: what it writes from now on is dropped
+}
+
+// silence drops the output that follows: a stopped command's last words (a shell reporting
+// "Killed") are not part of its result, as with a stream closed at once.
+func (m *markerWriter) silence() {
+	m.mu.Lock()
+	m.mute = true
+	m.mu.Unlock()
 }
 
 func (m *markerWriter) Write(p []byte) (int, error) {
@@ -680,8 +728,9 @@ func (m *markerWriter) Write(p []byte) (int, error) {
 		m.buf = append([]byte(nil), m.buf[len(m.buf)-k:]...)
 	}
 	m.n += len(flush)
+	mute := m.mute
 	m.mu.Unlock()
-	if len(flush) > 0 && m.w != nil {
+	if len(flush) > 0 && m.w != nil && !mute {
 		if _, err := m.w.Write(flush); err != nil {
 			return 0, err
 		}

@@ -77,6 +77,7 @@ type config struct {
 	activeDeadline   *int64
 	unschedulable    time.Duration
 	maxFileBytes     int64
+	execChannels     int
 	tolerations      []corev1.Toleration
 	nodeSelector     map[string]string
 
@@ -108,6 +109,7 @@ func defaultConfig() config {
 		terminationGrace: 1,
 		unschedulable:    15 * time.Second,
 		maxFileBytes:     DefaultMaxFileBytes,
+		execChannels:     DefaultExecChannels,
 	}
 }
 
@@ -379,6 +381,25 @@ func WithMaxFileBytes(n int64) Option {
 	}
 }
 
+// DefaultExecChannels is how many long-lived exec channels an API-mode sandbox keeps by default.
+const DefaultExecChannels = 4
+
+// WithExecChannels sets how many long-lived exec channels an API-mode sandbox keeps (default
+// DefaultExecChannels). A channel is one pods/exec running /bin/sh that carries command after
+// command, about a hundred times faster than a pods/exec per command; n channels run n calls at
+// once and further calls wait for a free one, so a long foreground command holds a channel for its
+// whole run. 0 runs every call in a pods/exec of its own.
+func WithExecChannels(n int) Option {
+	return func(c *config) error {
+		if n < 0 {
+			return fmt.Errorf("%w: exec channels must be 0 or more", ErrInvalidArgument)
+		}
+		c.execChannels = n
+		c.mark("WithExecChannels")
+		return nil
+	}
+}
+
 // WithTolerations adds pod tolerations, for example to place sandboxes on a tainted node pool of
 // their own; later calls add to earlier ones.
 func WithTolerations(t ...corev1.Toleration) Option {
@@ -458,6 +479,8 @@ func (c *config) validate(use specUse) error {
 				return bad("%s is a ModeHTTP setting; ModeAPI has no in-pod server: drop %s or use WithMode(ModeHTTP)", o, o)
 			}
 		}
+	} else if c.set["WithExecChannels"] {
+		return bad("WithExecChannels is a ModeAPI setting; ModeHTTP talks to its in-pod server: drop it or use WithMode(ModeAPI)")
 	}
 	for k, v := range c.labels {
 		if ownLabel(k) {

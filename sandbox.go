@@ -231,6 +231,10 @@ var (
 	ErrUnsupportedImage = errors.New("image cannot run sandbox commands")
 	// ErrOutputIncomplete: the transport lost part of a command's output (never reported silently).
 	ErrOutputIncomplete = errors.New("command output was cut off in transit")
+	// ErrConnectionLost: the connection carrying a command broke before the command's end was
+	// seen. The command was not run again; it may have finished or may still be running. Errors
+	// that match it also match ErrOutputIncomplete.
+	ErrConnectionLost = errors.New("connection to the sandbox lost mid-command")
 	// ErrUnauthorized: the in-pod server refused the token.
 	ErrUnauthorized = errors.New("sandbox server refused the token")
 	// ErrInvalidArgument: a caller-supplied value is unusable (empty old string, bad option, ...).
