@@ -93,8 +93,8 @@ exit $?`
 
 // Limits and periods of the channels.
 const (
-	lineArgMax         = 512           // an argument this short, without a newline, travels as a line
-	stdinChunk         = 1 << 20       // stdin travels in chunks of this size
+	lineArgMax         = 512     // an argument this short, without a newline, travels as a line
+	stdinChunk         = 1 << 20 // stdin travels in chunks of this size
 	channelOpenTimeout = 30 * time.Second
 	keepaliveEvery     = 30 * time.Second // idle channels are pinged this often: streams have idle timeouts
 	idleChannelTTL     = 5 * time.Minute  // channels idle this long are closed, except the last one

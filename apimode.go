@@ -51,8 +51,8 @@ type apiTransport struct {
 	rest   *rest.Config
 	client rest.Interface
 	pool   *channelPool // nil: every call takes a pods/exec of its own
-	noWS   atomic.Bool // the server refused WebSocket once: go straight to SPDY
-	logger logr.Logger // client-go's stream diagnostics, at debug level
+	noWS   atomic.Bool  // the server refused WebSocket once: go straight to SPDY
+	logger logr.Logger  // client-go's stream diagnostics, at debug level
 }
 
 // debugLevel lowers every record to debug: client-go reports the streams we close on purpose

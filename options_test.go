@@ -53,6 +53,8 @@ func TestSpecRefuses(t *testing.T) {
 		{"api with port", []Option{WithMode(ModeAPI), WithPort(9000)}, "WithPort is a ModeHTTP setting"},
 		{"api with token", []Option{WithMode(ModeAPI), WithExecToken("t")}, "WithExecToken is a ModeHTTP setting"},
 		{"api with reach", []Option{WithMode(ModeAPI), WithReach(ReachProxy)}, "WithReach is a ModeHTTP setting"},
+		{"http with exec channels", []Option{WithExecChannels(2)}, "WithExecChannels is a ModeAPI setting"},
+		{"negative exec channels", []Option{WithMode(ModeAPI), WithExecChannels(-1)}, "0 or more"},
 		{"connection on a client", []Option{WithKubeconfig("/x")}, "pass the configuration to NewClient"},
 		{"rest config on a client", []Option{WithRESTConfig(&rest.Config{})}, "pass the configuration to NewClient"},
 		{"in-cluster on a client", []Option{WithInCluster(true)}, "pass the configuration to NewClient"},
