@@ -99,6 +99,7 @@ const (
 	keepaliveEvery     = 30 * time.Second // idle channels are pinged this often: streams have idle timeouts
 	idleChannelTTL     = 5 * time.Minute  // channels idle this long are closed, except the last one
 	killGrace          = 2 * time.Second  // how long a killed command's end may take, per kill
+	channelCloseGrace  = 5 * time.Second  // how long a closed channel's stream may take to end
 )
 
 // errNoChannel says that a call cannot go through a channel and takes a pods/exec of its own.
@@ -115,6 +116,7 @@ type channelPool struct {
 
 	mu     sync.Mutex
 	idle   []*execChannel // most recently used last
+	all    map[*execChannel]bool
 	closed bool
 
 	noChannel atomic.Pointer[string] // why this image cannot host a channel
@@ -129,39 +131,16 @@ func newChannelPool(t *apiTransport, size int) *channelPool {
 	return p
 }
 
-// prewarm opens one channel in the background, so that the first call finds it open.
-func (p *channelPool) prewarm() {
-	select {
-	case p.slots <- struct{}{}:
-	default:
-		return
-	}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		ctx, cancel := context.WithTimeout(p.ctx, channelOpenTimeout)
-		defer cancel()
-		ch, err := p.open(ctx)
-		if err != nil {
-			<-p.slots
-			if !errors.Is(err, errNoChannel) && p.ctx.Err() == nil {
-				p.t.s.log.Debug("could not open an exec channel ahead of use", "err", err)
-			}
-			return
-		}
-		p.release(ch)
-	}()
-}
-
 // close closes every channel and waits for their goroutines. Calls in flight end with an error.
 func (p *channelPool) close() {
 	p.mu.Lock()
 	p.closed = true
-	idle := p.idle
 	p.idle = nil
+	all := p.all
+	p.all = nil
 	p.mu.Unlock()
 	p.cancel()
-	for _, ch := range idle {
+	for ch := range all {
 		ch.close()
 	}
 	p.wg.Wait()
@@ -279,9 +258,21 @@ func (p *channelPool) open(ctx context.Context) (*execChannel, error) {
 	if why := p.noChannel.Load(); why != nil {
 		return nil, fmt.Errorf("%w: %s", errNoChannel, *why)
 	}
-	sctx, cancel := context.WithCancel(p.ctx)
+	// The stream outlives the pool's context: close ends it from the far side first.
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	pr, pw := io.Pipe()
 	ch := &execChannel{p: p, in: pw, cancel: cancel, dead: make(chan struct{})}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		cancel()
+		return nil, ErrStopped
+	}
+	if p.all == nil {
+		p.all = map[*execChannel]bool{}
+	}
+	p.all[ch] = true
+	p.mu.Unlock()
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -292,6 +283,9 @@ func (p *channelPool) open(ctx context.Context) (*execChannel, error) {
 		ch.deadErr = err
 		pr.CloseWithError(err)
 		close(ch.dead)
+		p.mu.Lock()
+		delete(p.all, ch)
+		p.mu.Unlock()
 	}()
 	flags, err := ch.ping(ctx)
 	if err != nil {
@@ -325,6 +319,7 @@ type execChannel struct {
 	dead     chan struct{} // closed when the stream has ended
 	deadErr  error         // why; written before dead is closed
 	tainted  atomic.Bool   // a process outside a call writes to it, or a call was abandoned
+	closing  atomic.Bool   // close has run
 	lastUsed time.Time     // guarded by the pool's mu while idle
 }
 
@@ -337,11 +332,26 @@ func (ch *execChannel) usable() bool {
 	}
 }
 
-// close ends the stream; the driver sees EOF and exits.
+// close ends the channel from the far side: its stdin closes, the driver sees EOF and exits, and
+// the stream ends as any finished pods/exec does (a stream cancelled from this side leaves
+// client-go goroutines behind until the connection notices). A stream still open after
+// channelCloseGrace (a background child holding it) is cancelled. It does not wait; the pool's
+// close does.
 func (ch *execChannel) close() {
+	if ch.closing.Swap(true) {
+		return
+	}
 	ch.tainted.Store(true)
-	ch.in.CloseWithError(errors.New("exec channel closed"))
-	ch.cancel()
+	ch.in.Close()
+	ch.p.wg.Add(1)
+	go func() {
+		defer ch.p.wg.Done()
+		select {
+		case <-ch.dead:
+		case <-time.After(channelCloseGrace):
+		}
+		ch.cancel()
+	}()
 }
 
 // channelSink is the channel's stdout or stderr: it hands bytes to the current call's writer.

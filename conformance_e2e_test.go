@@ -30,9 +30,9 @@ var transports = []struct {
 	{"http-portforward", e2e.ImageServer, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeHTTP), podsandbox.WithReach(podsandbox.ReachPortForward)}},
 	{"api-busybox", e2e.ImageBusybox, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI)}},
 	{"api-python", e2e.ImagePython, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI)}},
-	// API mode without exec channels: a pods/exec per call, the path calls take when the image
-	// cannot host a channel or stdin streams.
-	{"api-exec-busybox", e2e.ImageBusybox, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI), podsandbox.WithExecChannels(0)}},
+	// API mode with exec channels: one long-lived pods/exec carries the calls.
+	{"api-channel-busybox", e2e.ImageBusybox, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI), podsandbox.WithExecChannels(4)}},
+	{"api-channel-python", e2e.ImagePython, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI), podsandbox.WithExecChannels(4)}},
 }
 
 // startSandbox starts a sandbox as the least-privilege ServiceAccount of deploy/rbac.yaml and stops

@@ -328,15 +328,6 @@ func (s *KubernetesPodSandbox) start(ctx context.Context, existing *corev1.Pod) 
 	}
 	s.podIP = ready.Status.PodIP
 	s.started = true
-	if s.cfg.mode == ModeAPI {
-		// Open the first exec channel now, in the background, so that a warm-pool claim's first
-		// command finds it open.
-		t := newAPITransport(s)
-		if t.pool != nil {
-			t.pool.prewarm()
-		}
-		s.tr = t
-	}
 	s.bg.start()
 	s.lastExtend.Store(time.Now().UnixNano())
 	s.Touch()

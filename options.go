@@ -381,14 +381,17 @@ func WithMaxFileBytes(n int64) Option {
 	}
 }
 
-// DefaultExecChannels is how many long-lived exec channels an API-mode sandbox keeps by default.
-const DefaultExecChannels = 4
+// DefaultExecChannels is how many long-lived exec channels an API-mode sandbox keeps by default:
+// none yet. Channels are opt-in until they have passed the many-session scale test (each open
+// channel is a WebSocket stream of a few hundred KiB of client memory).
+const DefaultExecChannels = 0
 
 // WithExecChannels sets how many long-lived exec channels an API-mode sandbox keeps (default
 // DefaultExecChannels). A channel is one pods/exec running /bin/sh that carries command after
-// command, about a hundred times faster than a pods/exec per command; n channels run n calls at
-// once and further calls wait for a free one, so a long foreground command holds a channel for its
-// whole run. 0 runs every call in a pods/exec of its own.
+// command, about ten times faster here than a pods/exec per command; it opens at the first call
+// that needs it. n channels run n calls at once and further calls wait for a free one, so a long
+// foreground command holds a channel for its whole run. 0 runs every call in a pods/exec of its
+// own. 4 is a good start.
 func WithExecChannels(n int) Option {
 	return func(c *config) error {
 		if n < 0 {

@@ -41,7 +41,7 @@ func (b *bench) startSharedPods(ctx context.Context) (*sharedPods, error) {
 		return nil, err
 	}
 	if p.api, err = b.client.NewSandbox(e2e.ImageBusybox, b.sandboxOptions(podsandbox.ModeAPI,
-		podsandbox.WithSandboxID("bench-api"))...); err != nil {
+		podsandbox.WithSandboxID("bench-api"), podsandbox.WithExecChannels(4))...); err != nil {
 		return nil, err
 	}
 	if p.apiExec, err = b.client.NewSandbox(e2e.ImageBusybox, b.sandboxOptions(podsandbox.ModeAPI,
