@@ -228,9 +228,11 @@ func (t *apiTransport) run(ctx context.Context, dir, script string, env map[stri
 	if t.pool != nil {
 		res, err := t.pool.run(ctx, dir, script, env, args, stdin, stdout, stderr, timeout)
 		if !errors.Is(err, errNoChannel) {
+			t.s.via.Store(ViaChannel)
 			return res, err
 		}
 	}
+	t.s.via.Store(ViaExec)
 	return t.runExec(ctx, dir, script, env, args, stdin, stdout, stderr, timeout)
 }
 

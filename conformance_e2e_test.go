@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,11 +21,7 @@ import (
 
 // transports are the ways a KubernetesPodSandbox reaches its pod; every behaviour below must give
 // the same result on each.
-var transports = []struct {
-	name  string
-	image string
-	opts  []podsandbox.Option
-}{
+var transports = []transportCase{
 	{"http-podip", e2e.ImageServer, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeHTTP), podsandbox.WithReach(podsandbox.ReachPodIP)}},
 	{"http-proxy", e2e.ImageServer, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeHTTP), podsandbox.WithReach(podsandbox.ReachProxy)}},
 	{"http-portforward", e2e.ImageServer, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeHTTP), podsandbox.WithReach(podsandbox.ReachPortForward)}},
@@ -33,6 +30,37 @@ var transports = []struct {
 	// API mode with exec channels: one long-lived pods/exec carries the calls.
 	{"api-channel-busybox", e2e.ImageBusybox, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI), podsandbox.WithExecChannels(4)}},
 	{"api-channel-python", e2e.ImagePython, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI), podsandbox.WithExecChannels(4)}},
+	// API mode with the injected agent (WithAgent, added by options): HTTP/2 over one pods/exec.
+	{"api-agent-busybox", e2e.ImageBusybox, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI)}},
+	{"api-agent-python", e2e.ImagePython, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI)}},
+}
+
+type transportCase struct {
+	name  string
+	image string
+	opts  []podsandbox.Option
+}
+
+// via is the path the case's calls must take ("": not checked).
+func (tr transportCase) via() string {
+	switch {
+	case strings.HasPrefix(tr.name, "http-"):
+		return podsandbox.ViaServer
+	case strings.HasPrefix(tr.name, "api-agent-"):
+		return podsandbox.ViaAgent
+	case strings.HasPrefix(tr.name, "api-channel-"):
+		return "" // by design, a call with streaming stdin takes a pods/exec of its own
+	}
+	return podsandbox.ViaExec
+}
+
+// options are the case's options, plus WithAgent for the agent cases (the agent is built by
+// TestMain, after this table is made).
+func (tr transportCase) options() []podsandbox.Option {
+	if strings.HasPrefix(tr.name, "api-agent-") {
+		return append(slices.Clone(tr.opts), podsandbox.WithAgent(testAgent))
+	}
+	return tr.opts
 }
 
 // startSandbox starts a sandbox as the least-privilege ServiceAccount of deploy/rbac.yaml and stops
@@ -522,7 +550,13 @@ func TestConformance(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr.name, func(t *testing.T) {
 			t.Parallel()
-			sb := startSandbox(t, tr.image, tr.opts...)
+			sb := startSandbox(t, tr.image, tr.options()...)
+			// After the cases (and before Stop): the calls took this transport's path, not a fallback.
+			t.Cleanup(func() {
+				if got, want := sb.Via(), tr.via(); want != "" && got != want {
+					t.Errorf("Via() = %q after the cases, want %q", got, want)
+				}
+			})
 			for i, c := range conformance {
 				t.Run(c.name, func(t *testing.T) {
 					t.Parallel()
@@ -568,7 +602,7 @@ func TestTransportsAgree(t *testing.T) {
 	results := map[string]string{}
 	for _, tr := range transports {
 		t.Run(tr.name, func(t *testing.T) {
-			sb := startSandbox(t, tr.image, tr.opts...)
+			sb := startSandbox(t, tr.image, tr.options()...)
 			var b strings.Builder
 			ctx := ctxT(t, 2*time.Minute)
 			rec := func(v ...any) { fmt.Fprintln(&b, v...) }

@@ -5,6 +5,7 @@ package podsandbox_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"sync"
 	"testing"
@@ -33,9 +34,20 @@ var denseResources = corev1.ResourceRequirements{
 // modeImage is the image each transport mode runs in the tests.
 var modeImage = map[podsandbox.Mode]string{podsandbox.ModeHTTP: e2e.ImageServer, podsandbox.ModeAPI: e2e.ImageBusybox}
 
+// testAgent is the agent the "api-agent" transports inject, built once by TestMain.
+var testAgent *podsandbox.Agent
+
 func TestMain(m *testing.M) {
 	if ns := os.Getenv("PODSANDBOX_REAPER_CHILD"); ns != "" {
 		reaperChild(ns) // the child process of TestReaperAfterSIGKILL; never returns
+	}
+	bin, err := e2e.BuildAgent()
+	if err == nil {
+		testAgent, err = podsandbox.NewAgent(bin)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 	e2e.Main(m)
 }

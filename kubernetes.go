@@ -50,6 +50,7 @@ type KubernetesPodSandbox struct {
 	tel     *telemetry // kc's
 
 	lastActivity atomic.Int64              // unix nanoseconds
+	via          atomic.Value              // string: the path the last API-mode call took (Via*)
 	lastExtend   atomic.Int64              // unix nanoseconds of the last expiry annotation update
 	sessionEnv   map[string]string         // bound at claim time (warm pools); added to every command
 	expiryTTL    atomic.Int64              // warm pool members: expiry is this far ahead (ns), not the idle timeout
@@ -328,6 +329,14 @@ func (s *KubernetesPodSandbox) start(ctx context.Context, existing *corev1.Pod) 
 	}
 	s.podIP = ready.Status.PodIP
 	s.started = true
+	if s.cfg.agent != nil {
+		if s.tr == nil {
+			s.tr = s.newTransport()
+		}
+		if at, ok := s.tr.(*agentTransport); ok {
+			at.link.prewarm()
+		}
+	}
 	s.bg.start()
 	s.lastExtend.Store(time.Now().UnixNano())
 	s.Touch()
@@ -545,9 +554,23 @@ func (s *KubernetesPodSandbox) transportFor() (transport, error) {
 
 func (s *KubernetesPodSandbox) newTransport() transport {
 	if s.cfg.mode == ModeAPI {
+		if s.cfg.agent != nil {
+			return newAgentTransport(newAPITransport(s), s.cfg.agent)
+		}
 		return newAPITransport(s)
 	}
 	return newHTTPTransport(s, s.token)
+}
+
+// Via says how the sandbox's last command or file operation reached its container: ViaServer in
+// ModeHTTP; in ModeAPI ViaAgent (WithAgent), ViaChannel (WithExecChannels) or ViaExec (a pods/exec
+// per call, also the fallback of the other two). It is "" in ModeAPI before the first call.
+func (s *KubernetesPodSandbox) Via() string {
+	if s.cfg.mode == ModeHTTP {
+		return ViaServer
+	}
+	v, _ := s.via.Load().(string)
+	return v
 }
 
 // gone reports whether the pod this sandbox started is deleted, terminating or finished.

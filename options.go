@@ -78,6 +78,7 @@ type config struct {
 	unschedulable    time.Duration
 	maxFileBytes     int64
 	execChannels     int
+	agent            *Agent
 	tolerations      []corev1.Toleration
 	nodeSelector     map[string]string
 
@@ -381,6 +382,23 @@ func WithMaxFileBytes(n int64) Option {
 	}
 }
 
+// WithAgent makes an API-mode sandbox copy the agent (see NewAgent) into its pod's /tmp and run
+// every command and file operation through it: one long-lived pods/exec stream carries them all,
+// multiplexed over HTTP/2, with HTTP mode's behaviour and about HTTP mode's speed. The copy is
+// made once per pod, in the background after Start. Where the agent cannot run (another
+// machine, /tmp not writable or not executable, no dd), calls take the exec channels or a
+// pods/exec each, as without it; Via says which path the last call took.
+func WithAgent(a *Agent) Option {
+	return func(c *config) error {
+		if a == nil {
+			return fmt.Errorf("%w: WithAgent needs an agent from NewAgent", ErrInvalidArgument)
+		}
+		c.agent = a
+		c.mark("WithAgent")
+		return nil
+	}
+}
+
 // DefaultExecChannels is how many long-lived exec channels an API-mode sandbox keeps by default:
 // none yet. Channels are opt-in until they have passed the many-session scale test (each open
 // channel is a WebSocket stream of a few hundred KiB of client memory).
@@ -482,8 +500,12 @@ func (c *config) validate(use specUse) error {
 				return bad("%s is a ModeHTTP setting; ModeAPI has no in-pod server: drop %s or use WithMode(ModeHTTP)", o, o)
 			}
 		}
-	} else if c.set["WithExecChannels"] {
-		return bad("WithExecChannels is a ModeAPI setting; ModeHTTP talks to its in-pod server: drop it or use WithMode(ModeAPI)")
+	} else {
+		for _, o := range []string{"WithExecChannels", "WithAgent"} {
+			if c.set[o] {
+				return bad("%s is a ModeAPI setting; ModeHTTP talks to its in-pod server: drop it or use WithMode(ModeAPI)", o)
+			}
+		}
 	}
 	for k, v := range c.labels {
 		if ownLabel(k) {

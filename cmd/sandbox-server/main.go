@@ -4,6 +4,9 @@
 // Settings come from SANDBOX_EXEC_TOKEN (required), SANDBOX_PORT (8080), SANDBOX_WORKDIR
 // (/workspace) and SANDBOX_LISTEN (0.0.0.0), overridden by flags (-h lists them).
 //
+// With -stdio it is the agent form instead: it serves HTTP/2 over stdin and stdout, the way an
+// API-mode client that injected it talks to it through a pods/exec stream.
+//
 // As PID 1 it re-executes itself: PID 1 stays a tiny init that forwards signals and reaps orphaned
 // processes, the child serves. On SIGTERM or SIGINT the server stops accepting, kills the process
 // group of every running command and exits within about a second.
@@ -41,7 +44,32 @@ func main() {
 		argv := append([]string{exe}, os.Args[1:]...)
 		os.Exit(server.RunInit(append(argv, "-init=off"), os.Environ()))
 	}
+	if opts.Stdio {
+		os.Exit(serveStdio(opts))
+	}
 	os.Exit(serve(opts))
+}
+
+// serveStdio is the agent form: HTTP/2 over stdin and stdout, started by a client through a
+// pods/exec stream in an image that has no server of its own. It ends when stdin ends, or on
+// SIGTERM or SIGINT, killing the commands still running either way.
+func serveStdio(opts *server.Options) int {
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	opts.Logger = logger
+	if err := os.MkdirAll(opts.WorkDir, 0o755); err != nil {
+		logger.Warn("work dir unusable", "workdir", opts.WorkDir, "error", err)
+	}
+	// Non-blocking stdin goes through the runtime's poller, so closing it (on a signal) ends a
+	// pending read; children never inherit it.
+	_ = syscall.SetNonblock(syscall.Stdin, true)
+	stdin := os.NewFile(uintptr(syscall.Stdin), "stdin")
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := server.ServeStdio(ctx, opts.Config, stdin, os.Stdout); err != nil {
+		logger.Error("stdio", "error", err)
+		return 1
+	}
+	return 0
 }
 
 func serve(opts *server.Options) int {

@@ -19,6 +19,9 @@ type Options struct {
 	Addr string
 	// Init is "auto" (be an init process when running as PID 1), "on" or "off". See RunInit.
 	Init string
+	// Stdio serves over stdin and stdout instead of listening (see ServeStdio); the token is
+	// stdin's first line.
+	Stdio bool
 }
 
 // ParseOptions reads the settings from the environment (wire.EnvToken, EnvPort, EnvWorkDir,
@@ -40,13 +43,14 @@ func ParseOptions(args []string, getenv func(string) string, out io.Writer) (*Op
 	workDir := fs.String("workdir", envOr(wire.EnvWorkDir, DefaultWorkDir), "work dir ($"+wire.EnvWorkDir+")")
 	maxFile := fs.Int64("max-file-bytes", DefaultMaxFileBytes, "largest file read, edited or written")
 	initMode := fs.String("init", "auto", "act as init (reap zombies, forward signals): auto (when PID 1), on, off")
+	stdio := fs.Bool("stdio", false, "serve HTTP/2 over stdin/stdout instead of listening; the token is stdin's first line")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if *token == "" {
+	if *token == "" && !*stdio {
 		return nil, errors.New("no exec token: set " + wire.EnvToken + " (the server refuses to run without one)")
 	}
 	p, err := strconv.Atoi(*port)
@@ -65,5 +69,6 @@ func ParseOptions(args []string, getenv func(string) string, out io.Writer) (*Op
 		Config: Config{Token: *token, WorkDir: *workDir, MaxFileBytes: *maxFile},
 		Addr:   net.JoinHostPort(*listen, strconv.Itoa(p)),
 		Init:   *initMode,
+		Stdio:  *stdio,
 	}, nil
 }

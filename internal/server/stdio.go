@@ -1,0 +1,91 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// MaxStdioToken bounds the token line that opens a stdio session.
+const MaxStdioToken = 4096
+
+// ServeStdio serves the routes as cleartext HTTP/2 over one byte stream: r carries the client's
+// frames, w the server's. This is the agent form of the server: a client that can only run a
+// process in the container (a pods/exec stream) talks to it through that process's stdin and
+// stdout, with HTTP/2 multiplexing concurrent requests over the one stream.
+//
+// The first line on r is the token (never an argument, which the sandbox's processes could read
+// from /proc); the routes check it as over TCP. ServeStdio returns when r ends or fails, after
+// killing the process group of every command still running: a dropped stream leaves no command
+// behind. It also returns when ctx ends, closing r and w (which must then unblock their reads and
+// writes). Nothing but HTTP/2 frames is written to w.
+func ServeStdio(ctx context.Context, cfg Config, r io.ReadCloser, w io.WriteCloser) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return errors.New("stdio: token line too long")
+		}
+		return errors.New("stdio: no token line: " + err.Error())
+	}
+	if len(line) > MaxStdioToken {
+		return errors.New("stdio: token line too long")
+	}
+	cfg.Token = strings.TrimRight(string(line), "\r\n")
+	srv, err := New(cfg)
+	if err != nil {
+		return err
+	}
+	defer srv.Shutdown()
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	h2 := &http2.Server{MaxConcurrentStreams: 1000}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		h2.ServeConn(&stdioConn{r: br, w: w}, &http2.ServeConnOpts{
+			Handler:    srv,
+			BaseConfig: &http.Server{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)},
+		})
+	}()
+	select {
+	case <-served:
+	case <-ctx.Done():
+		srv.Shutdown()
+		_ = r.Close()
+		_ = w.Close()
+		<-served
+	}
+	return nil
+}
+
+// stdioConn is a net.Conn over a reader and a writer, for http2.Server.ServeConn. Deadlines are
+// not supported: the server sets none.
+type stdioConn struct {
+	r io.Reader
+	w io.WriteCloser
+}
+
+func (c *stdioConn) Read(p []byte) (int, error)       { return c.r.Read(p) }
+func (c *stdioConn) Write(p []byte) (int, error)      { return c.w.Write(p) }
+func (c *stdioConn) Close() error                     { return c.w.Close() }
+func (c *stdioConn) LocalAddr() net.Addr              { return stdioAddr{} }
+func (c *stdioConn) RemoteAddr() net.Addr             { return stdioAddr{} }
+func (c *stdioConn) SetDeadline(time.Time) error      { return nil }
+func (c *stdioConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *stdioConn) SetWriteDeadline(time.Time) error { return nil }
+
+type stdioAddr struct{}
+
+func (stdioAddr) Network() string { return "stdio" }
+func (stdioAddr) String() string  { return "stdio" }
