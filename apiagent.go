@@ -342,8 +342,8 @@ func (c *pipeConn) Close() error {
 	_ = c.closeR.Close()
 	return c.w.Close()
 }
-func (c *pipeConn) LocalAddr() net.Addr                { return agentAddr{} }
-func (c *pipeConn) RemoteAddr() net.Addr               { return agentAddr{} }
+func (c *pipeConn) LocalAddr() net.Addr              { return agentAddr{} }
+func (c *pipeConn) RemoteAddr() net.Addr             { return agentAddr{} }
 func (c *pipeConn) SetDeadline(time.Time) error      { return nil }
 func (c *pipeConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *pipeConn) SetWriteDeadline(time.Time) error { return nil }
