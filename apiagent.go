@@ -105,7 +105,7 @@ type agentLink struct {
 	opening chan struct{} // non-nil while an open is in flight; closed when it ends
 	noAgent error         // set once the agent proved unable to run here
 	closed  bool
-	wg      sync.WaitGroup // stream goroutines and the prewarm
+	wg      sync.WaitGroup // stream goroutines and their closers
 }
 
 // agentConn is one running agent: a pods/exec stream with an HTTP/2 client connection over it.
@@ -141,24 +141,6 @@ func (c *agentConn) close(wg *sync.WaitGroup) {
 		case <-time.After(5 * time.Second):
 		}
 		c.cancel()
-	}()
-}
-
-// prewarm opens the agent in the background, so a warm pool's member has it ready when claimed.
-func (l *agentLink) prewarm() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return
-	}
-	l.wg.Add(1)
-	go func() {
-		defer l.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if _, err := l.get(ctx); err != nil && !errors.Is(err, errNoAgent) && !errors.Is(err, ErrStopped) {
-			l.t.s.log.Debug("agent prewarm", "err", err)
-		}
 	}()
 }
 

@@ -330,11 +330,17 @@ func (s *KubernetesPodSandbox) start(ctx context.Context, existing *corev1.Pod) 
 	s.podIP = ready.Status.PodIP
 	s.started = true
 	if s.cfg.agent != nil {
+		// The agent opens before Start returns, so a warm pool's member is ready to answer when
+		// claimed. An agent that cannot run here only logs why: calls take the shell paths.
 		if s.tr == nil {
 			s.tr = s.newTransport()
 		}
 		if at, ok := s.tr.(*agentTransport); ok {
-			at.link.prewarm()
+			_, err := at.link.get(ctx)
+			if err != nil && !errors.Is(err, errNoAgent) {
+				s.log.Warn("the agent did not open at Start; the first call tries again", "err", err)
+			}
+			span.AddEvent("agent", trace.WithAttributes(attribute.Bool("podsandbox.agent.ready", err == nil)))
 		}
 	}
 	s.bg.start()

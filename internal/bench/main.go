@@ -31,6 +31,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/podsandbox/podsandbox"
+	"github.com/podsandbox/podsandbox/internal/e2e"
 )
 
 const module = "github.com/podsandbox/podsandbox"
@@ -72,6 +73,7 @@ type bench struct {
 	cfg        *rest.Config
 	cs         *kubernetes.Clientset
 	client     *podsandbox.Client // every sandbox, factory and pool of the bench is made from it
+	agent      *podsandbox.Agent  // cmd/sandbox-server, built at setup, for the WithAgent variants
 	ns         string
 	libLog     *slog.Logger
 	table      *Table
@@ -216,6 +218,14 @@ func (b *bench) setup() error {
 		return err
 	}
 	b.client, err = podsandbox.NewClient(cfg, podsandbox.WithClientset(b.cs), podsandbox.WithClientLogger(b.libLog))
+	if err != nil {
+		return err
+	}
+	bin, err := e2e.BuildAgent()
+	if err != nil {
+		return err
+	}
+	b.agent, err = podsandbox.NewAgent(bin)
 	return err
 }
 

@@ -27,6 +27,7 @@ import (
 type sharedPods struct {
 	ip, proxy, api *podsandbox.KubernetesPodSandbox
 	apiExec        *podsandbox.KubernetesPodSandbox // the API pod again, a pods/exec per call (no channels)
+	agent          *podsandbox.KubernetesPodSandbox // the API pod again, through the injected agent
 }
 
 func (b *bench) startSharedPods(ctx context.Context) (*sharedPods, error) {
@@ -48,6 +49,10 @@ func (b *bench) startSharedPods(ctx context.Context) (*sharedPods, error) {
 		podsandbox.WithSandboxID("bench-api"), podsandbox.WithExecChannels(0))...); err != nil {
 		return nil, err
 	}
+	if p.agent, err = b.client.NewSandbox(e2e.ImageBusybox, b.sandboxOptions(podsandbox.ModeAPI,
+		podsandbox.WithSandboxID("bench-api"), podsandbox.WithAgent(b.agent))...); err != nil {
+		return nil, err
+	}
 	errc := make(chan error, 2)
 	go func() { errc <- p.ip.Start(ctx) }()
 	go func() { errc <- p.api.Start(ctx) }()
@@ -57,6 +62,9 @@ func (b *bench) startSharedPods(ctx context.Context) (*sharedPods, error) {
 	}
 	if err == nil {
 		err = p.apiExec.Start(ctx) // adopts the API pod
+	}
+	if err == nil {
+		err = p.agent.Start(ctx) // adopts the API pod too
 	}
 	if err != nil {
 		p.stop(context.WithoutCancel(ctx), b)
@@ -68,7 +76,7 @@ func (b *bench) startSharedPods(ctx context.Context) (*sharedPods, error) {
 
 func (p *sharedPods) stop(ctx context.Context, b *bench) {
 	var names []string
-	for _, sb := range []*podsandbox.KubernetesPodSandbox{p.ip, p.proxy, p.api, p.apiExec} {
+	for _, sb := range []*podsandbox.KubernetesPodSandbox{p.ip, p.proxy, p.api, p.apiExec, p.agent} {
 		if sb != nil {
 			_ = sb.Stop(ctx)
 			names = append(names, sb.PodName())
@@ -105,6 +113,7 @@ func (b *bench) rowExec(ctx context.Context, blk *Block, p *sharedPods) error {
 	}
 	ip := &variant{name: "HTTP by pod IP", run: execTrue(p.ip)}
 	proxy := &variant{name: "HTTP by pods/proxy", run: execTrue(p.proxy)}
+	agent := &variant{name: "API mode, injected agent", run: execTrue(p.agent)}
 	api := &variant{name: "API mode, exec channel", run: execTrue(p.api)}
 	apiExec := &variant{name: "API mode, a pods/exec per call", run: execTrue(p.apiExec)}
 	cgo := &variant{name: "client-go exec", run: timed(func(ctx context.Context) error {
@@ -113,7 +122,7 @@ func (b *bench) rowExec(ctx context.Context, blk *Block, p *sharedPods) error {
 	kc := &variant{name: "kubectl exec", run: timed(func(ctx context.Context) error {
 		return b.kubectl(ctx, nil, "exec", pod, "--", "true")
 	})}
-	vs := []*variant{ip, proxy, api, apiExec, cgo, kc}
+	vs := []*variant{ip, proxy, agent, api, apiExec, cgo, kc}
 	err := interleave(ctx, vs, b.opt.execWarmup, b.opt.execIters, func(i int) {
 		if i%25 == 0 {
 			b.progress("row 1: %d/%d iterations", i, b.opt.execIters)
@@ -132,11 +141,13 @@ func (b *bench) rowExec(ctx context.Context, blk *Block, p *sharedPods) error {
 	r, _, _, _ = compare("HTTP by pods/proxy (podsandbox)", proxy, cgo, FormatSeconds, true)
 	r.Target, r.Result = "p50 ≤ 5 ms", Verdict(proxy.p(50) <= 0.005)
 	blk.Add(r)
-	r, ratio, lo, hi := compare("API mode, exec channel (podsandbox)", api, cgo, FormatSeconds, true)
-	r.Target, r.Result = "p50 ≤ 3 ms, ≤ 0.05× client-go", Verdict(api.p(50) <= 0.003 && ratio <= 0.05)
+	r, ratio, lo, hi := compare("API mode, injected agent (WithAgent)", agent, cgo, FormatSeconds, true)
+	r.Target, r.Result = "p50 ≤ 3 ms, ≤ 0.05× client-go", Verdict(agent.p(50) <= 0.003 && ratio <= 0.05)
 	blk.Add(r)
-	noise(blk, "exec channel vs client-go", 0.05, lo, hi)
-	r, _, _, _ = compare("API mode, exec channel (podsandbox)", api, apiExec, FormatSeconds, true)
+	noise(blk, "injected agent vs client-go", 0.05, lo, hi)
+	r, _, _, _ = compare("API mode, injected agent (WithAgent)", agent, ip, FormatSeconds, true)
+	blk.Add(r)
+	r, _, _, _ = compare("API mode, exec channel (WithExecChannels(4))", api, apiExec, FormatSeconds, true)
 	blk.Add(r)
 	r, ratio, lo, hi = compare("API mode, a pods/exec per call (WithExecChannels(0))", apiExec, cgo, FormatSeconds, true)
 	r.Target, r.Result = "≤ 1.0× client-go", Verdict(ratio <= 1.0)
@@ -151,7 +162,7 @@ func (b *bench) rowExec(ctx context.Context, blk *Block, p *sharedPods) error {
 	r, _, _, _ = compare("kubectl exec POD -- true (baseline)", kc, nil, FormatSeconds, true)
 	blk.Add(r)
 	blk.Note("client-go and kubectl exec into the same busybox pod as podsandbox's pods/exec; both HTTP rows hit one server-image pod")
-	blk.Note("podsandbox runs `true` inside its wrapper script (timeout, end markers), the baselines run bare `true`; the exec channel is one long-lived pods/exec that carries call after call")
+	blk.Note("podsandbox runs `true` inside its wrapper script (timeout, end markers), the baselines run bare `true`; the agent and the exec channel each keep one long-lived pods/exec that carries call after call")
 	b.checkErrors(blk, vs...)
 	belowRequirement(blk, "iterations per variant", b.opt.execIters, minExecIters)
 	return nil
@@ -216,6 +227,7 @@ func (b *bench) rowThroughput(ctx context.Context, blk *Block, p *sharedPods) er
 	ip := &variant{name: "HTTP by pod IP", run: viaSandbox(p.ip)}
 	proxy := &variant{name: "HTTP by pods/proxy", run: viaSandbox(p.proxy)}
 	api := &variant{name: "pods/exec, API mode", run: viaSandbox(p.api)}
+	agent := &variant{name: "API mode, injected agent", run: viaSandbox(p.agent)}
 	kc := &variant{name: "kubectl exec", run: func(ctx context.Context) (float64, error) {
 		w := newHashWriter()
 		t0 := time.Now()
@@ -226,7 +238,7 @@ func (b *bench) rowThroughput(ctx context.Context, blk *Block, p *sharedPods) er
 		}
 		return check(w, d)
 	}}
-	vs := []*variant{ip, proxy, api, kc}
+	vs := []*variant{ip, proxy, agent, api, kc}
 	err := interleave(ctx, vs, 0, b.opt.tputRuns, func(i int) {
 		if i%5 == 0 {
 			b.progress("row 3: %d/%d runs", i, b.opt.tputRuns)
@@ -236,10 +248,11 @@ func (b *bench) rowThroughput(ctx context.Context, blk *Block, p *sharedPods) er
 		return err
 	}
 
-	targets := map[*variant]float64{ip: 3, proxy: 3, api: 1}
-	names := map[*variant]string{ip: "HTTP by pod IP (podsandbox)", proxy: "HTTP by pods/proxy (podsandbox)", api: "pods/exec, WithStdout (podsandbox)"}
+	targets := map[*variant]float64{ip: 3, proxy: 3, agent: 1, api: 1}
+	names := map[*variant]string{ip: "HTTP by pod IP (podsandbox)", proxy: "HTTP by pods/proxy (podsandbox)",
+		agent: "API mode, injected agent, WithStdout", api: "API mode, exec channel, WithStdout"}
 	silent, reported, total := 0, 0, 0
-	for _, v := range []*variant{ip, proxy, api} {
+	for _, v := range []*variant{ip, proxy, agent, api} {
 		r, ratio, lo, hi := compare(names[v], v, kc, FormatRate, false)
 		r.Target, r.Result = fmt.Sprintf("≥ %s× kubectl", sig3(targets[v])), Verdict(ratio >= targets[v])
 		blk.Add(r)
@@ -398,6 +411,7 @@ func (b *bench) rowWarmPool(ctx context.Context, blk *Block) error {
 	modes := []poolMode{
 		{"http", "HTTP mode by pod IP, server image", e2e.ImageServer, podsandbox.ModeHTTP, []podsandbox.Option{podsandbox.WithReach(podsandbox.ReachPodIP)}},
 		{"api", "API mode, busybox", e2e.ImageBusybox, podsandbox.ModeAPI, nil},
+		{"agent", "API mode with the agent, busybox", e2e.ImageBusybox, podsandbox.ModeAPI, []podsandbox.Option{podsandbox.WithAgent(b.agent)}},
 	}
 	cleanup := context.WithoutCancel(ctx)
 	for _, m := range modes {
@@ -462,7 +476,11 @@ func (b *bench) rowWarmPool(ctx context.Context, blk *Block) error {
 		b.progress("row 4: %s pool done", m.key)
 
 		var cold *variant
-		if c, ok := b.cold[m.key]; ok {
+		coldKey := m.key
+		if m.key == "agent" {
+			coldKey = "api"
+		}
+		if c, ok := b.cold[coldKey]; ok {
 			cold = &variant{name: "cold start (row 2)", samples: c.samples}
 		}
 		r, _, _, _ := compare(m.name+": Claim + true", v, cold, FormatSeconds, true)
