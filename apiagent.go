@@ -80,7 +80,7 @@ var errNoAgent = errors.New("no agent")
 // (the next $2 bytes of stdin are the binary) or "no REASON". Then it execs the agent, whose
 // stdin and stdout carry HTTP/2 from there on.
 const agentScript = `sum=$1 size=$2 mach=$3; shift 3
-umask 077
+u=$(umask); umask 077
 m=$(uname -m 2>/dev/null)
 [ "$m" = "$mach" ] || { echo "no the node is ${m:-of unknown machine}, the agent is for $mach"; exit 0; }
 d=/tmp/.psbx-agent-$sum a=$d/agent
@@ -92,6 +92,7 @@ if [ ! -x "$a" ]; then
 else
 	echo have
 fi
+umask "$u"
 exec "$a" -stdio -init=off "$@"`
 
 // agentLink owns the sandbox's agent stream: opened once (at Start, or at the first call), shared
