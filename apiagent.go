@@ -106,6 +106,7 @@ type agentLink struct {
 	opening chan struct{} // non-nil while an open is in flight; closed when it ends
 	noAgent error         // set once the agent proved unable to run here
 	closed  bool
+	stop    chan struct{}  // closed by close: retiring connections stop waiting
 	wg      sync.WaitGroup // stream goroutines and their closers
 }
 
@@ -127,6 +128,20 @@ type agentConn struct {
 func (c *agentConn) usable() bool {
 	st := c.cc.State()
 	return !isEnded(c.dead) && !st.Closed && !st.Closing
+}
+
+// retire waits until the calls in flight on c have ended (or stop is closed).
+func (c *agentConn) retire(stop <-chan struct{}) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	_ = c.cc.Shutdown(ctx)
 }
 
 // close ends the stream from the far side (stdin EOF ends the agent, which kills its commands),
@@ -173,8 +188,18 @@ func (l *agentLink) get(ctx context.Context) (*agentConn, error) {
 			}
 		}
 		if l.cur != nil {
-			l.cur.close(&l.wg)
+			// The HTTP/2 connection refuses new streams (it is closing, or the stream ended):
+			// let its calls in flight finish, then end it; new calls take a new agent.
+			old := l.cur
 			l.cur = nil
+			l.t.s.log.Info("the agent's connection takes no new calls; opening another", "pod", l.t.s.podName,
+				"state", fmt.Sprintf("%+v", old.cc.State()), "stream_ended", isEnded(old.dead))
+			l.wg.Add(1)
+			go func() {
+				defer l.wg.Done()
+				old.retire(l.stop)
+				old.close(&l.wg)
+			}()
 		}
 		done := make(chan struct{})
 		l.opening = done
@@ -303,6 +328,9 @@ func (l *agentLink) open(ctx context.Context) (*agentConn, error) {
 // close ends the open agent and waits for every goroutine of the link.
 func (l *agentLink) close() {
 	l.mu.Lock()
+	if !l.closed {
+		close(l.stop)
+	}
 	l.closed = true
 	if l.cur != nil {
 		l.cur.close(&l.wg)
@@ -366,7 +394,7 @@ type agentTransport struct {
 }
 
 func newAgentTransport(api *apiTransport, a *Agent) *agentTransport {
-	return &agentTransport{api: api, link: &agentLink{t: api, agent: a}}
+	return &agentTransport{api: api, link: &agentLink{t: api, agent: a, stop: make(chan struct{})}}
 }
 
 func (a *agentTransport) close() {
@@ -397,7 +425,7 @@ func (a *agentTransport) lost(c *agentConn, err error) error {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	if !c.usable() {
+	if isEnded(c.dead) || c.cc.State().Closed {
 		if a.api.s.gone() {
 			return fmt.Errorf("%w: %s: %w", ErrSandboxGone, a.api.s.podName, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -243,4 +244,37 @@ func ExampleWithTracerProvider() {
 	if _, err := sb.Execute(ctx, "true"); err != nil { // span podsandbox.Execute
 		log.Fatal(err)
 	}
+}
+
+// API mode with the injected agent: the in-pod server, built once for the nodes' architecture,
+// is copied into each pod's /tmp and carries every call over one pods/exec stream.
+//
+//	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -ldflags=-s -o psbx-agent \
+//	    github.com/podsandbox/podsandbox/cmd/sandbox-server
+func ExampleNewAgent() {
+	ctx := context.Background()
+	bin, err := os.ReadFile("psbx-agent")
+	if err != nil {
+		log.Fatal(err)
+	}
+	agent, err := podsandbox.NewAgent(bin) // share it: sandboxes keep a reference
+	if err != nil {
+		log.Fatal(err)
+	}
+	sb, err := podsandbox.NewKubernetesPodSandbox("python:3.12-slim",
+		podsandbox.WithMode(podsandbox.ModeAPI),
+		podsandbox.WithAgent(agent),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := sb.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	defer sb.Stop(ctx)
+	r, err := sb.Execute(ctx, "python3 -c 'print(1+1)'")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Print(r.Stdout, sb.Via()) // "agent", or "exec" where the agent cannot run
 }

@@ -55,6 +55,8 @@ func TestSpecRefuses(t *testing.T) {
 		{"api with reach", []Option{WithMode(ModeAPI), WithReach(ReachProxy)}, "WithReach is a ModeHTTP setting"},
 		{"http with exec channels", []Option{WithExecChannels(2)}, "WithExecChannels is a ModeAPI setting"},
 		{"negative exec channels", []Option{WithMode(ModeAPI), WithExecChannels(-1)}, "0 or more"},
+		{"http with the agent", []Option{WithAgent(&Agent{})}, "WithAgent is a ModeAPI setting"},
+		{"nil agent", []Option{WithMode(ModeAPI), WithAgent(nil)}, "needs an agent from NewAgent"},
 		{"connection on a client", []Option{WithKubeconfig("/x")}, "pass the configuration to NewClient"},
 		{"rest config on a client", []Option{WithRESTConfig(&rest.Config{})}, "pass the configuration to NewClient"},
 		{"in-cluster on a client", []Option{WithInCluster(true)}, "pass the configuration to NewClient"},

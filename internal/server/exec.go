@@ -380,9 +380,12 @@ func (s *Server) handleExecStream(w http.ResponseWriter, r *http.Request) *apiEr
 	if req.Stdin {
 		// stdin is read while output is written. When the command ends before the client has sent
 		// all of it, the pending read is interrupted with a read deadline on the connection, which
-		// can leave the connection unusable: never reuse it.
+		// can leave an HTTP/1 connection unusable: never reuse it. (HTTP/2, the agent's protocol,
+		// ends the one stream; "Connection: close" there would end every call on the connection.)
 		_ = rc.EnableFullDuplex()
-		h.Set("Connection", "close")
+		if r.ProtoMajor == 1 {
+			h.Set("Connection", "close")
+		}
 	}
 	w.WriteHeader(http.StatusOK)
 	fw := &frameWriter{w: w, rc: rc, onFail: cancel, binary: binary}
