@@ -287,9 +287,15 @@ func (t *httpTransport) health(ctx context.Context) error {
 }
 
 func (t *httpTransport) exec(ctx context.Context, command string, c ExecConfig) (*ExecuteResponse, error) {
-	spec, err := json.Marshal(wire.ExecRequest{
+	req := wire.ExecRequest{
 		Command: command, TimeoutSeconds: c.Timeout.Seconds(), Env: c.Env, Dir: c.Dir, Stdin: c.Stdin != nil,
-	})
+	}
+	if c.Stdout == nil && c.Stderr == nil {
+		// Only the capped result is kept: the server sends no more than that (servers that
+		// predate the field send everything, and the capture below caps it the same way).
+		req.OutputLimit = c.OutputLimit
+	}
+	spec, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
 	}

@@ -404,7 +404,28 @@ func (s *Server) handleExecStream(w http.ResponseWriter, r *http.Request) *apiEr
 		spec.stopStdin = func() { _ = rc.SetReadDeadline(time.Now()) }
 	}
 
-	res, e := s.run(ctx, spec, func(stream string, p []byte) { fw.write(wire.Frame{Type: stream, Data: p}) })
+	// With an output limit, each stream sends at most limit+1 bytes: enough for the client to
+	// keep the first limit bytes of each stream and of their interleaving, and to know what it
+	// lost. The rest is read and dropped here, so the command runs to its real exit code.
+	var (
+		mu   sync.Mutex // the two streams' pumps call back concurrently
+		sent = map[string]int{}
+	)
+	res, e := s.run(ctx, spec, func(stream string, p []byte) {
+		if req.OutputLimit > 0 {
+			mu.Lock()
+			room := req.OutputLimit + 1 - sent[stream]
+			if room > 0 {
+				p = p[:min(room, len(p))]
+				sent[stream] += len(p)
+			}
+			mu.Unlock()
+			if room <= 0 {
+				return
+			}
+		}
+		fw.write(wire.Frame{Type: stream, Data: p})
+	})
 	if e != nil {
 		fw.write(wire.Frame{Type: wire.FrameExit, ExitCode: startErrorExitCode, Error: e.body.Error})
 	} else {

@@ -353,10 +353,18 @@ func TestExecStream(t *testing.T) {
 		t.Fatalf("exit frame %+v", x)
 	}
 
-	// Streams are uncapped, even with an output_limit.
-	frames = streamFrames(t, e, line(wire.ExecRequest{Command: "head -c 300000 /dev/zero", OutputLimit: 10}))
+	// Streams are uncapped without an output_limit; with one, each stream sends its first
+	// limit+1 bytes, and the exit code is the command's own.
+	frames = streamFrames(t, e, line(wire.ExecRequest{Command: "head -c 300000 /dev/zero"}))
 	if n := len(joinFrames(frames, wire.FrameStdout)); n != 300000 {
 		t.Fatalf("streamed %d bytes", n)
+	}
+	frames = streamFrames(t, e, line(wire.ExecRequest{Command: "head -c 300000 /dev/zero; echo abc >&2; printf 0123456789ABC >&2; exit 5", OutputLimit: 10}))
+	if n, errs := len(joinFrames(frames, wire.FrameStdout)), joinFrames(frames, wire.FrameStderr); n != 11 || errs != "abc\n0123456" {
+		t.Fatalf("with output_limit 10: %d bytes of stdout, stderr %q; want 11 and the first 11 bytes", n, errs)
+	}
+	if x := frames[len(frames)-1]; x.ExitCode != 5 {
+		t.Fatalf("capped exit frame %+v", x)
 	}
 
 	// Timeout.

@@ -51,7 +51,7 @@ type ExecRequest struct {
 	TimeoutSeconds float64           `json:"timeout_seconds,omitempty"` // <= 0: 1800
 	Env            map[string]string `json:"env,omitempty"`
 	Dir            string            `json:"dir,omitempty"`          // "" = work dir; relative = under it
-	OutputLimit    int               `json:"output_limit,omitempty"` // /exec only; <= 0: 100000
+	OutputLimit    int               `json:"output_limit,omitempty"` // /exec: <= 0 is 100000; /exec/stream: > 0 sends each stream's first output_limit+1 bytes only
 	Stdin          bool              `json:"stdin,omitempty"`        // /exec/stream: the rest of the body is stdin
 }
 
