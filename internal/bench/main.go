@@ -97,7 +97,7 @@ func run() int {
 	flag.StringVar(&o.gobench, "gobench", "", "file with `go test -bench` output of the root package (row 5)")
 	flag.StringVar(&o.gobenchCmd, "gobench-cmd", "", "the go test command that produced -gobench (shown in the table)")
 	flag.BoolVar(&o.quick, "quick", false, "short run: small counts (below the required ones; the table says so)")
-	flag.StringVar(&o.only, "only", "", "comma-separated rows to run (1-9); default all")
+	flag.StringVar(&o.only, "only", "", "comma-separated rows to run (1-11); default all")
 	flag.IntVar(&o.execIters, "exec-iters", 100, "row 1: measured iterations per variant")
 	flag.IntVar(&o.execWarmup, "exec-warmup", 5, "row 1: warm-up iterations per variant")
 	flag.IntVar(&o.startRuns, "start-runs", 10, "row 2: cold starts per variant")
@@ -284,8 +284,9 @@ func (b *bench) runAll(ctx context.Context) int {
 		fmt.Sprintf("9. CLI and MCP: `podsandbox exec ID -- true` (a fresh process each) vs kubectl exec, %d runs per variant after %d warm-up; MCP tools/call execute `true` vs the library's Execute on the same pod, %d calls per variant after %d warm-up; each interleaved",
 			b.opt.cliIters, b.cliWarmup(), b.opt.mcpIters, b.opt.execWarmup),
 		fmt.Sprintf("10. Tracing overhead: Execute `true` with the OpenTelemetry SDK installed vs the default no-op providers, same pod, %d iterations per variant after %d warm-up, interleaved", b.tracingIters(), b.opt.execWarmup),
+		fmt.Sprintf("11. API mode's calls: file operations, 10 MiB of stdout with the default cap, 32 concurrent Execute; the injected agent against a pods/exec per call, HTTP mode beside them; %d iterations per variant after 1 warm-up, interleaved", max(b.opt.execIters/10, 5)),
 	}
-	for i := 1; i <= 10; i++ {
+	for i := 1; i <= 11; i++ {
 		b.blocks[i] = b.table.AddBlock(titles[i])
 	}
 	b.header(ctx)
@@ -325,7 +326,7 @@ func (b *bench) runAll(ctx context.Context) int {
 		}
 	}
 	step(5, b.rowGoBench)
-	if sel(1) || sel(3) {
+	if sel(1) || sel(3) || sel(11) {
 		if ctx.Err() == nil {
 			p, err := b.startSharedPods(ctx)
 			if err != nil {
@@ -335,13 +336,15 @@ func (b *bench) runAll(ctx context.Context) int {
 			} else {
 				step(1, func(ctx context.Context, blk *Block) error { return b.rowExec(ctx, blk, p) })
 				step(3, func(ctx context.Context, blk *Block) error { return b.rowThroughput(ctx, blk, p) })
+				step(11, func(ctx context.Context, blk *Block) error { return b.rowAPICalls(ctx, blk, p) })
 				p.stop(context.WithoutCancel(ctx), b)
 			}
 		}
 	}
-	if !sel(1) && !sel(3) { // else step notes the one not selected
-		b.blocks[1].Note("not run (-only %s)", b.opt.only)
-		b.blocks[3].Note("not run (-only %s)", b.opt.only)
+	if !sel(1) && !sel(3) && !sel(11) { // else step notes the ones not selected
+		for _, n := range []int{1, 3, 11} {
+			b.blocks[n].Note("not run (-only %s)", b.opt.only)
+		}
 	}
 	step(2, b.rowColdStart)
 	step(4, b.rowWarmPool)
