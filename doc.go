@@ -26,8 +26,11 @@
 // inside the cluster and through the API server's pods/proxy from outside, or by port-forward
 // (WithReach). Its token lives in a Secret owned by the pod. ModeAPI runs everything over the
 // pods/exec API (WebSocket v5 with SPDY fallback) and works with any image that has /bin/sh and
-// timeout. Both kill a command's whole process tree on timeout or cancel, never cut output silently,
-// and do not hang on background children that keep stdout open.
+// timeout: a pods/exec per call by default; with WithAgent, the in-pod server copied into the pod
+// and spoken to as HTTP/2 over one long-lived pods/exec, at about HTTP mode's speed; with
+// WithExecChannels, long-lived /bin/sh exec channels. Both kill a command's whole process tree on
+// timeout or cancel, never cut output silently, and do not hang on background children that keep
+// stdout open.
 //
 // # Sessions
 //
