@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/podsandbox/podsandbox/internal/fileops"
+	"github.com/podsandbox/podsandbox/internal/wire"
 )
 
 // Agent is the podsandbox in-pod server (cmd/sandbox-server, a static Linux binary) for an
@@ -307,7 +307,7 @@ func (l *agentLink) open(ctx context.Context) (*agentConn, error) {
 		return ended("sending the token", err)
 	}
 	tr := &http2.Transport{AllowHTTP: true, ReadIdleTimeout: 30 * time.Second, PingTimeout: 15 * time.Second}
-	cc, err := tr.NewClientConn(&pipeConn{r: br, w: inW, closeR: outR})
+	cc, err := tr.NewClientConn(&wire.StreamConn{R: br, W: inW, ExtraClose: outR})
 	if err != nil {
 		return ended("starting HTTP/2", err)
 	}
@@ -339,30 +339,6 @@ func (l *agentLink) close() {
 	l.mu.Unlock()
 	l.wg.Wait()
 }
-
-// pipeConn is a net.Conn over the agent's stdout (r) and stdin (w), for http2.Transport.
-type pipeConn struct {
-	r      io.Reader
-	w      io.WriteCloser
-	closeR io.Closer
-}
-
-func (c *pipeConn) Read(p []byte) (int, error)  { return c.r.Read(p) }
-func (c *pipeConn) Write(p []byte) (int, error) { return c.w.Write(p) }
-func (c *pipeConn) Close() error {
-	_ = c.closeR.Close()
-	return c.w.Close()
-}
-func (c *pipeConn) LocalAddr() net.Addr              { return agentAddr{} }
-func (c *pipeConn) RemoteAddr() net.Addr             { return agentAddr{} }
-func (c *pipeConn) SetDeadline(time.Time) error      { return nil }
-func (c *pipeConn) SetReadDeadline(time.Time) error  { return nil }
-func (c *pipeConn) SetWriteDeadline(time.Time) error { return nil }
-
-type agentAddr struct{}
-
-func (agentAddr) Network() string { return "pods/exec" }
-func (agentAddr) String() string  { return "agent" }
 
 // boundedBuffer keeps the first max bytes written to it (the agent's stderr, for error messages).
 type boundedBuffer struct {

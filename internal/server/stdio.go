@@ -6,12 +6,12 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
-	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/podsandbox/podsandbox/internal/wire"
 )
 
 // MaxStdioToken bounds the token line that opens a stdio session.
@@ -53,7 +53,7 @@ func ServeStdio(ctx context.Context, cfg Config, r io.ReadCloser, w io.WriteClos
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
-		h2.ServeConn(&stdioConn{r: br, w: w}, &http2.ServeConnOpts{
+		h2.ServeConn(&wire.StreamConn{R: br, W: w}, &http2.ServeConnOpts{
 			Handler:    srv,
 			BaseConfig: &http.Server{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)},
 		})
@@ -68,24 +68,3 @@ func ServeStdio(ctx context.Context, cfg Config, r io.ReadCloser, w io.WriteClos
 	}
 	return nil
 }
-
-// stdioConn is a net.Conn over a reader and a writer, for http2.Server.ServeConn. Deadlines are
-// not supported: the server sets none.
-type stdioConn struct {
-	r io.Reader
-	w io.WriteCloser
-}
-
-func (c *stdioConn) Read(p []byte) (int, error)       { return c.r.Read(p) }
-func (c *stdioConn) Write(p []byte) (int, error)      { return c.w.Write(p) }
-func (c *stdioConn) Close() error                     { return c.w.Close() }
-func (c *stdioConn) LocalAddr() net.Addr              { return stdioAddr{} }
-func (c *stdioConn) RemoteAddr() net.Addr             { return stdioAddr{} }
-func (c *stdioConn) SetDeadline(time.Time) error      { return nil }
-func (c *stdioConn) SetReadDeadline(time.Time) error  { return nil }
-func (c *stdioConn) SetWriteDeadline(time.Time) error { return nil }
-
-type stdioAddr struct{}
-
-func (stdioAddr) Network() string { return "stdio" }
-func (stdioAddr) String() string  { return "stdio" }

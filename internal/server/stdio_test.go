@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -17,18 +16,6 @@ import (
 
 	"github.com/podsandbox/podsandbox/internal/wire"
 )
-
-// pipeEnd is one side of the stdio stream as a net.Conn, for the HTTP/2 client.
-type pipeEnd struct {
-	io.Reader
-	io.WriteCloser
-}
-
-func (pipeEnd) LocalAddr() net.Addr              { return stdioAddr{} }
-func (pipeEnd) RemoteAddr() net.Addr             { return stdioAddr{} }
-func (pipeEnd) SetDeadline(time.Time) error      { return nil }
-func (pipeEnd) SetReadDeadline(time.Time) error  { return nil }
-func (pipeEnd) SetWriteDeadline(time.Time) error { return nil }
 
 // startStdio runs ServeStdio over two pipes and returns an HTTP/2 client of it, the writer of the
 // server's stdin, and a channel that gets ServeStdio's result.
@@ -44,7 +31,7 @@ func startStdio(t *testing.T, ctx context.Context, tokenLine string) (*http2.Cli
 	if _, err := io.WriteString(inW, tokenLine); err != nil {
 		t.Fatal(err)
 	}
-	cc, err := (&http2.Transport{AllowHTTP: true}).NewClientConn(pipeEnd{outR, inW})
+	cc, err := (&http2.Transport{AllowHTTP: true}).NewClientConn(&wire.StreamConn{R: outR, W: inW})
 	if err != nil {
 		t.Fatal(err)
 	}
