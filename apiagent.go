@@ -405,8 +405,11 @@ func (a *agentTransport) lost(c *agentConn, err error) error {
 		if a.api.s.gone() {
 			return fmt.Errorf("%w: %s: %w", ErrSandboxGone, a.api.s.podName, err)
 		}
-		return fmt.Errorf("%w: %w: pod %s: the agent's stream ended (%v); the call was not repeated: %w",
-			ErrConnectionLost, ErrOutputIncomplete, a.api.s.podName, c.deadErr, err)
+		if errors.Is(err, ErrConnectionLost) {
+			return err
+		}
+		// The agent ends with its stream and kills its commands as it goes.
+		return connectionLost(a.api.s.podName, fmt.Sprintf("the agent's stream ended (%v)", c.deadErr), err)
 	}
 	return err
 }

@@ -526,9 +526,10 @@ func (ch *execChannel) call(ctx context.Context, mk string, req []byte, stdin si
 		return res, stopped
 	}
 	if !isEnded(ended) {
-		return res, fmt.Errorf("%w: %w: pod %s: the exec channel broke before the command's end (%v); "+
-			"it was not run again and may have finished or still be running",
-			ErrConnectionLost, ErrOutputIncomplete, ch.p.t.s.podName, ch.deadErr)
+		if len(kill) > 0 {
+			kill[0]() // the command's end was not seen: stop it if it still runs
+		}
+		return res, connectionLost(ch.p.t.s.podName, "the exec channel broke", ch.deadErr)
 	}
 	st := string(errw.statusBytes)
 	res.flags = st

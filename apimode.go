@@ -279,6 +279,12 @@ func (t *apiTransport) runExec(ctx context.Context, dir, script string, env map[
 	select {
 	case r := <-resc:
 		if r.err != nil && !(errors.Is(r.err, context.Canceled) && out.seen() && errw.seen()) {
+			if streamLost(r.err) && (!out.seen() || !errw.seen()) {
+				// The command's end was not seen: stop it, so that it neither finishes unseen
+				// nor runs on (a retry would run it twice).
+				t.kill(ctx, mk)
+				return res, connectionLost(t.s.podName, "the pods/exec stream broke", r.err)
+			}
 			return res, r.err
 		}
 		res.exitCode = r.code
@@ -306,6 +312,25 @@ func (t *apiTransport) runExec(ctx context.Context, dir, script string, env map[
 		}
 	}
 	return res, nil
+}
+
+// streamLost reports whether a pods/exec error is a stream that broke after it was set up, not a
+// refusal (an API status, a failed upgrade), a cancelled context or a pod that is gone.
+func streamLost(err error) bool {
+	var st apierrors.APIStatus
+	switch {
+	case err == nil, errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, ErrSandboxGone), errors.As(err, &st), httpstream.IsUpgradeFailure(err):
+		return false
+	}
+	return true
+}
+
+// connectionLost is the error of a call whose connection broke before the command's end: the
+// command was not run again, and podsandbox stopped it if it still ran.
+func connectionLost(pod, what string, err error) error {
+	return fmt.Errorf("%w: %w: pod %s: %s before the command's end (%v); it was not run again, and "+
+		"podsandbox stopped it if it still ran", ErrConnectionLost, ErrOutputIncomplete, pod, what, err)
 }
 
 // kill runs the stop script, bounded, surviving the caller's cancellation: on an idle exec channel

@@ -316,6 +316,21 @@ func TestPoolSharedByReplicas(t *testing.T) {
 			t.Errorf("A's warm pod %s was not claimed by B (B holds %v)", pod, held)
 		}
 	}
+	// A's Shutdown decides from its watch cache, then deletes with a resourceVersion precondition
+	// that the real API server enforces and the fake clientset ignores (it keeps no
+	// resourceVersions). So wait until A's cache shows the claims: under load its watch lags B's
+	// updates, and the fake would then delete B's pods where a real cluster refuses.
+	a.Pool().mu.Lock()
+	members := slices.Clone(a.Pool().ready)
+	a.Pool().mu.Unlock()
+	for _, sb := range members {
+		for sb.stillWarm() {
+			if ctx.Err() != nil {
+				t.Fatalf("A's watch never saw pod %s claimed", sb.PodName())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 	if _, err := a.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}

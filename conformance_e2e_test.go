@@ -67,28 +67,8 @@ func (tr transportCase) options() []podsandbox.Option {
 // it when the test ends.
 func startSandbox(t *testing.T, image string, opts ...podsandbox.Option) *podsandbox.KubernetesPodSandbox {
 	t.Helper()
-	env := e2e.Env(t)
-	c := testClient(t, restrictedConfig(t))
-	all := append([]podsandbox.Option{
-		podsandbox.WithNamespace(env.Namespace),
-		podsandbox.WithImagePullPolicy("Never"),
-		podsandbox.WithResources(denseResources),
-	}, opts...)
-	sb, err := c.NewSandbox(image, all...)
-	if err != nil {
-		t.Fatalf("NewSandbox: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	if err := sb.Start(ctx); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := sb.Stop(context.Background()); err != nil {
-			t.Errorf("Stop: %v", err)
-		}
-	})
-	e2e.DumpOnFailure(t, env, sb.PodName()) // cleanups run last-in first-out: dump, then stop
+	sb := startSandboxWith(t, testClient(t, restrictedConfig(t)), image, opts...)
+	e2e.DumpOnFailure(t, e2e.Env(t), sb.PodName()) // cleanups run last-in first-out: dump, then stop
 	return sb
 }
 

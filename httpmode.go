@@ -323,7 +323,8 @@ func (t *httpTransport) exec(ctx context.Context, command string, c ExecConfig) 
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			return nil, fmt.Errorf("%w: pod %s: %v", ErrOutputIncomplete, t.s.podName, err)
+			// The server stops a command whose request ends, so the command is not left running.
+			return nil, connectionLost(t.s.podName, "the connection to the in-pod server broke", err)
 		}
 		switch f.Type {
 		case wire.FrameStdout:

@@ -1,0 +1,195 @@
+//go:build e2e
+
+package podsandbox_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/rest"
+
+	"github.com/podsandbox/podsandbox"
+	"github.com/podsandbox/podsandbox/internal/e2e"
+)
+
+// cutProxy is a TCP proxy on loopback between a client and the API server: cut closes every
+// connection through it at once, as a load balancer or a network fault does. New connections
+// are accepted as before.
+type cutProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  map[net.Conn]bool
+	wg     sync.WaitGroup
+}
+
+func startCutProxy(t *testing.T, target string) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	p.wg.Go(p.accept)
+	t.Cleanup(func() {
+		_ = ln.Close()
+		p.cut()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *cutProxy) accept() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		up, err := net.Dial("tcp", p.target)
+		if err != nil {
+			_ = c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns[c], p.conns[up] = true, true
+		p.mu.Unlock()
+		pipe := func(dst, src net.Conn) {
+			_, _ = io.Copy(dst, src)
+			_ = dst.Close()
+			_ = src.Close()
+			p.mu.Lock()
+			delete(p.conns, dst)
+			delete(p.conns, src)
+			p.mu.Unlock()
+		}
+		p.wg.Go(func() { pipe(up, c) })
+		p.wg.Go(func() { pipe(c, up) })
+	}
+}
+
+// cut closes every open connection and returns how many there were.
+func (p *cutProxy) cut() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.conns)
+	for c := range p.conns {
+		_ = c.Close()
+	}
+	return n
+}
+
+// configVia is cfg with its API server reached through p.
+func configVia(t *testing.T, cfg *rest.Config, p *cutProxy) *rest.Config {
+	out := rest.CopyConfig(cfg)
+	out.Host = "https://" + p.ln.Addr().String()
+	return out
+}
+
+// TestDrillStreamCut cuts the client's connections to the API server while a command runs, on
+// every transport that goes through the API server: the call must end within seconds with
+// ErrConnectionLost (never a hang, never a result that looks complete), the command must not be
+// left running, and the next call must work.
+func TestDrillStreamCut(t *testing.T) {
+	env := e2e.Env(t)
+	u, err := url.Parse(env.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		image string
+		opts  func() []podsandbox.Option
+	}{
+		{"api-exec", e2e.ImageBusybox, func() []podsandbox.Option { return []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI)} }},
+		{"api-agent", e2e.ImageBusybox, func() []podsandbox.Option {
+			return []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI), podsandbox.WithAgent(testAgent)}
+		}},
+		{"http-proxy", e2e.ImageServer, func() []podsandbox.Option {
+			return []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeHTTP), podsandbox.WithReach(podsandbox.ReachProxy)}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := startCutProxy(t, u.Host)
+			cut := testClient(t, configVia(t, restrictedConfig(t), p))
+			sb := startSandboxWith(t, cut, tc.image, tc.opts()...)
+			// A second handle on the same pod, not through the proxy, to watch the command.
+			direct := testClient(t, restrictedConfig(t))
+			watch := startSandboxWith(t, direct, tc.image, append(tc.opts(), podsandbox.WithSandboxID(sb.ID()), podsandbox.WithDeleteOnStop(false))...)
+
+			ctx := ctxT(t, 2*time.Minute)
+			type result struct {
+				r   *podsandbox.ExecuteResponse
+				err error
+			}
+			done := make(chan result, 1)
+			go func() {
+				r, err := sb.Execute(ctx, "echo $$ > /tmp/drill.pid; echo started; exec sleep 60")
+				done <- result{r, err}
+			}()
+			deadline := time.Now().Add(time.Minute)
+			for {
+				if ok, _ := watch.Exists(ctx, "/tmp/drill.pid"); ok {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the command did not start within a minute")
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			n := p.cut()
+			t0 := time.Now()
+			var res result
+			select {
+			case res = <-done:
+			case <-time.After(time.Minute):
+				t.Fatalf("Execute still running a minute after its %d connections were cut", n)
+			}
+			took := time.Since(t0)
+			t.Logf("%d connections cut; Execute returned after %s: %v", n, took.Round(time.Millisecond), res.err)
+			if !errors.Is(res.err, podsandbox.ErrConnectionLost) || !errors.Is(res.err, podsandbox.ErrOutputIncomplete) {
+				t.Errorf("Execute = %+v, %v; want ErrConnectionLost (and ErrOutputIncomplete)", res.r, res.err)
+			}
+			if took > 10*time.Second {
+				t.Errorf("Execute took %s after the cut, want a few seconds", took)
+			}
+			assertDead(t, watch, "/tmp/drill.pid")
+			r, err := sb.Execute(ctx, "echo again")
+			if err != nil || r.Stdout != "again\n" {
+				t.Errorf("the next call: %+v %v", r, err)
+			}
+		})
+	}
+}
+
+// startSandboxWith starts a sandbox from c in the test namespace and stops it when the test ends.
+func startSandboxWith(t *testing.T, c *podsandbox.Client, image string, opts ...podsandbox.Option) *podsandbox.KubernetesPodSandbox {
+	t.Helper()
+	env := e2e.Env(t)
+	all := append([]podsandbox.Option{
+		podsandbox.WithNamespace(env.Namespace),
+		podsandbox.WithImagePullPolicy("Never"),
+		podsandbox.WithResources(denseResources),
+	}, opts...)
+	sb, err := c.NewSandbox(image, all...)
+	if err != nil {
+		t.Fatalf("NewSandbox: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if err := sb.Start(ctx); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := sb.Stop(context.Background()); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	return sb
+}
