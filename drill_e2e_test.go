@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 
 	"github.com/podsandbox/podsandbox"
@@ -192,4 +193,62 @@ func startSandboxWith(t *testing.T, c *podsandbox.Client, image string, opts ...
 		}
 	})
 	return sb
+}
+
+// TestDrillPodDeleted deletes the pod while a command runs, as an eviction or an operator does:
+// the call must end with ErrSandboxGone, never with a result that looks like the command's own
+// (an exit code 137 and part of its output).
+func TestDrillPodDeleted(t *testing.T) {
+	env := e2e.Env(t)
+	for _, tc := range []struct {
+		name  string
+		image string
+		opts  []podsandbox.Option
+	}{
+		{"http-podip", e2e.ImageServer, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeHTTP), podsandbox.WithReach(podsandbox.ReachPodIP)}},
+		{"api-exec", e2e.ImageBusybox, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI)}},
+		{"api-agent", e2e.ImageBusybox, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if tc.name == "api-agent" {
+				tc.opts = append(tc.opts, podsandbox.WithAgent(testAgent)) // built by TestMain, after the table
+			}
+			sb := startSandbox(t, tc.image, tc.opts...)
+			ctx := ctxT(t, 2*time.Minute)
+			type result struct {
+				r   *podsandbox.ExecuteResponse
+				err error
+			}
+			done := make(chan result, 1)
+			go func() {
+				r, err := sb.Execute(ctx, "echo started; touch /tmp/drill.started; sleep 60; echo finished")
+				done <- result{r, err}
+			}()
+			deadline := time.Now().Add(time.Minute)
+			for {
+				if ok, _ := sb.Exists(ctx, "/tmp/drill.started"); ok {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the command did not start within a minute")
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if err := env.Client.CoreV1().Pods(env.Namespace).Delete(ctx, sb.PodName(), metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			t0 := time.Now()
+			var res result
+			select {
+			case res = <-done:
+			case <-time.After(time.Minute):
+				t.Fatal("Execute still running a minute after its pod was deleted")
+			}
+			t.Logf("Execute returned %s after the delete: %+v %v", time.Since(t0).Round(time.Millisecond), res.r, res.err)
+			if !errors.Is(res.err, podsandbox.ErrSandboxGone) {
+				t.Errorf("Execute = %+v, %v; want ErrSandboxGone", res.r, res.err)
+			}
+		})
+	}
 }

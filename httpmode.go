@@ -338,6 +338,10 @@ func (t *httpTransport) exec(ctx context.Context, command string, c ExecConfig) 
 			if f.Error != "" {
 				return nil, fmt.Errorf("podsandbox: exec: %s", f.Error)
 			}
+			if f.Stopped {
+				return nil, fmt.Errorf("%w: pod %s: the in-pod server is shutting down (the pod is being deleted or evicted) and killed the command (exit code %d)",
+					ErrSandboxGone, t.s.podName, f.ExitCode)
+			}
 			return capt.response(f.ExitCode, f.TimedOut), nil
 		}
 	}

@@ -429,7 +429,10 @@ func (s *Server) handleExecStream(w http.ResponseWriter, r *http.Request) *apiEr
 	if e != nil {
 		fw.write(wire.Frame{Type: wire.FrameExit, ExitCode: startErrorExitCode, Error: e.body.Error})
 	} else {
-		fw.write(wire.Frame{Type: wire.FrameExit, ExitCode: res.exitCode, TimedOut: res.timedOut})
+		// A command killed by Shutdown did not end on its own: say so, or the client would take
+		// exit 137 and part of the output for the command's result.
+		stopped := res.exitCode > 128 && s.isClosing()
+		fw.write(wire.Frame{Type: wire.FrameExit, ExitCode: res.exitCode, TimedOut: res.timedOut, Stopped: stopped})
 	}
 	return nil
 }

@@ -286,6 +286,33 @@ func TestShutdownKillsCommands(t *testing.T) {
 	e.fail(wire.RouteExec, wire.ExecRequest{Command: "true"}, http.StatusServiceUnavailable, wire.CodeInternal)
 }
 
+// TestExecStreamShutdownSaysStopped: a command that Shutdown kills ends its stream with Stopped,
+// so the client does not take exit 137 and part of the output for the command's own result.
+func TestExecStreamShutdownSaysStopped(t *testing.T) {
+	e := newTenv(t)
+	done := make(chan []wire.Frame, 1)
+	go func() {
+		done <- streamFrames(t, e, line(wire.ExecRequest{Command: `echo $$ > pid; echo started; exec sleep 60`}))
+	}()
+	pid := readPid(t, e.path("pid"))
+	killLater(t, pid)
+	e.srv.Shutdown()
+	select {
+	case frames := <-done:
+		if x := frames[len(frames)-1]; !x.Stopped || x.ExitCode != 137 {
+			t.Fatalf("exit frame after Shutdown: %+v, want Stopped and exit code 137", x)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("command still running after Shutdown")
+	}
+	// A command that ends on its own is never Stopped, even with a signal's exit code.
+	e2 := newTenv(t)
+	frames := streamFrames(t, e2, line(wire.ExecRequest{Command: `kill -9 $$`}))
+	if x := frames[len(frames)-1]; x.Stopped || x.ExitCode != 137 {
+		t.Fatalf("kill -9 $$: exit frame %+v, want exit code 137 and not Stopped", x)
+	}
+}
+
 // streamFrames posts an /exec/stream body and returns the decoded frames.
 func streamFrames(t *testing.T, e *tenv, body string) []wire.Frame {
 	t.Helper()

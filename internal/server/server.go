@@ -255,6 +255,13 @@ func (s *Server) Shutdown() {
 	}
 }
 
+// isClosing reports whether Shutdown has run.
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
 // Running reports the process group ids of the commands running now.
 func (s *Server) Running() []int {
 	s.mu.Lock()

@@ -73,6 +73,9 @@ type Frame struct {
 	ExitCode int    `json:"exit_code,omitempty"`
 	TimedOut bool   `json:"timed_out,omitempty"`
 	Error    string `json:"error,omitempty"` // FrameExit: the command could not be run at all
+	// Stopped (FrameExit): the server was shutting down (SIGTERM: the pod is being deleted or
+	// evicted) and killed the command; its exit code and output are not the command's own end.
+	Stopped bool `json:"stopped,omitempty"`
 }
 
 // Frame types.
