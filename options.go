@@ -384,10 +384,12 @@ func WithMaxFileBytes(n int64) Option {
 
 // WithAgent makes an API-mode sandbox copy the agent (see NewAgent) into its pod's /tmp and run
 // every command and file operation through it: one long-lived pods/exec stream carries them all,
-// multiplexed over HTTP/2, with HTTP mode's behaviour and about HTTP mode's speed. The copy is
-// made once per pod, in the background after Start. Where the agent cannot run (another
-// machine, /tmp not writable or not executable, no dd), calls take the exec channels or a
-// pods/exec each, as without it; Via says which path the last call took.
+// multiplexed over HTTP/2, with HTTP mode's behaviour and about HTTP mode's speed. Start copies
+// it once per pod (about 7 MB; a few hundred ms here) and opens the stream before it returns, so
+// a warm pool's members are ready to answer when claimed. Each open agent is one exec stream, a
+// few hundred KiB of client memory per sandbox. Where the agent cannot run (another machine, /tmp
+// not writable or not executable, no dd), calls take the exec channels or a pods/exec each, as
+// without it; Via says which path the last call took.
 func WithAgent(a *Agent) Option {
 	return func(c *config) error {
 		if a == nil {
