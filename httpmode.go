@@ -61,6 +61,11 @@ func newHTTPTransportAt(s *KubernetesPodSandbox, token, ip string) *httpTranspor
 func (t *httpTransport) setup(ctx context.Context) (*http.Client, string, string, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.pfDone != nil && isEnded(t.pfDone) {
+		// The tunnel ended: client-go's port-forward stops at the first connection the pod
+		// refuses (a probe that came before the server listened, a server restart). Open another.
+		t.client, t.pfStop, t.pfDone, t.pf = nil, nil, nil, nil
+	}
 	if t.client == nil {
 		if err := t.connect(ctx); err != nil {
 			return nil, "", "", err
