@@ -125,28 +125,10 @@ func TestDrillStreamCut(t *testing.T) {
 			watch := startSandboxWith(t, direct, tc.image, append(tc.opts(), podsandbox.WithSandboxID(sb.ID()), podsandbox.WithDeleteOnStop(false))...)
 
 			ctx := ctxT(t, 2*time.Minute)
-			type result struct {
-				r   *podsandbox.ExecuteResponse
-				err error
-			}
-			done := make(chan result, 1)
-			go func() {
-				r, err := sb.Execute(ctx, "echo $$ > /tmp/drill.pid; echo started; exec sleep 60")
-				done <- result{r, err}
-			}()
-			deadline := time.Now().Add(time.Minute)
-			for {
-				if ok, _ := watch.Exists(ctx, "/tmp/drill.pid"); ok {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatal("the command did not start within a minute")
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+			done := startDrillCommand(ctx, t, sb, watch, "echo $$ > /tmp/drill.pid; echo started; exec sleep 60", "/tmp/drill.pid")
 			n := p.cut()
 			t0 := time.Now()
-			var res result
+			var res drillResult
 			select {
 			case res = <-done:
 			case <-time.After(time.Minute):
@@ -216,30 +198,12 @@ func TestDrillPodDeleted(t *testing.T) {
 			}
 			sb := startSandbox(t, tc.image, tc.opts...)
 			ctx := ctxT(t, 2*time.Minute)
-			type result struct {
-				r   *podsandbox.ExecuteResponse
-				err error
-			}
-			done := make(chan result, 1)
-			go func() {
-				r, err := sb.Execute(ctx, "echo started; touch /tmp/drill.started; sleep 60; echo finished")
-				done <- result{r, err}
-			}()
-			deadline := time.Now().Add(time.Minute)
-			for {
-				if ok, _ := sb.Exists(ctx, "/tmp/drill.started"); ok {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatal("the command did not start within a minute")
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+			done := startDrillCommand(ctx, t, sb, sb, "echo started; touch /tmp/drill.started; sleep 60; echo finished", "/tmp/drill.started")
 			if err := env.Client.CoreV1().Pods(env.Namespace).Delete(ctx, sb.PodName(), metav1.DeleteOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			t0 := time.Now()
-			var res result
+			var res drillResult
 			select {
 			case res = <-done:
 			case <-time.After(time.Minute):
@@ -250,5 +214,32 @@ func TestDrillPodDeleted(t *testing.T) {
 				t.Errorf("Execute = %+v, %v; want ErrSandboxGone", res.r, res.err)
 			}
 		})
+	}
+}
+
+// drillResult is what a drill's Execute returned.
+type drillResult struct {
+	r   *podsandbox.ExecuteResponse
+	err error
+}
+
+// startDrillCommand runs cmd on sb in the background and returns once watch shows file, which cmd
+// creates first: from then on the command runs, and a fault hits it mid-command.
+func startDrillCommand(ctx context.Context, t *testing.T, sb, watch podsandbox.Sandbox, cmd, file string) <-chan drillResult {
+	t.Helper()
+	done := make(chan drillResult, 1)
+	go func() {
+		r, err := sb.Execute(ctx, cmd)
+		done <- drillResult{r, err}
+	}()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if ok, _ := watch.Exists(ctx, file); ok {
+			return done
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the command did not start within a minute")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
