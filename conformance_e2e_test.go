@@ -537,7 +537,7 @@ func TestConformance(t *testing.T) {
 					t.Errorf("Via() = %q after the cases, want %q", got, want)
 				}
 			})
-			for i, c := range conformance {
+			for i, c := range slices.Concat(conformance, processCases) {
 				t.Run(c.name, func(t *testing.T) {
 					t.Parallel()
 					dir := fmt.Sprintf("%s/case%02d", sb.WorkDir(), i)

@@ -1,0 +1,609 @@
+package podsandbox
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Background processes: commands that run detached from any call, such as dev servers, watchers
+// and long builds. Each one is run by a small /bin/sh supervisor in the pod, so they work the same
+// on every transport and with any image that has /bin/sh, setsid, mkfifo, cat and wc:
+//
+//   - The supervisor runs in a session of its own, so it outlives the call that started it, the
+//     connection, and the client process. The command runs in a session (and process group) of its
+//     own too, so a signal reaches the command and all its children but not the supervisor.
+//   - Everything lives under /tmp/.psbx-proc/ID (mode 0700): the command, the pids, stdout and
+//     stderr (each bounded, see WithOutputLimit), start and end times, and the exit code, written
+//     atomically when the command has exited and its output has been read.
+//   - Any KubernetesPodSandbox value that reaches the pod sees the same processes: a second
+//     replica, or the same service after a restart that adopted the pod (Process re-attaches by id).
+//   - User data (the command, the environment) travels only as environment values of the
+//     starting call; no script text is ever built from it.
+//
+// Deleting the pod ends its processes; Remove ends one and deletes what it kept.
+
+// ErrNoProcess: the sandbox has no background process with that id (never started, or removed).
+var ErrNoProcess = errors.New("no such background process")
+
+// DefaultProcessOutputLimit is how many bytes of each of a background process's stdout and stderr
+// the pod keeps unless WithOutputLimit says otherwise; later output is read and dropped, and the
+// status says so. The default pod's /tmp holds 256 MiB, so keep the sum over live processes below.
+const DefaultProcessOutputLimit = 8 << 20
+
+// ProcessState is where a background process is in its life.
+type ProcessState string
+
+const (
+	// ProcessRunning: the command has not exited yet.
+	ProcessRunning ProcessState = "running"
+	// ProcessExited: the command exited; ExitCode holds its status.
+	ProcessExited ProcessState = "exited"
+	// ProcessLost: the supervisor is gone without recording an exit code (it was killed, or the
+	// container restarted). The command's fate is unknown.
+	ProcessLost ProcessState = "lost"
+)
+
+// ProcessStatus is a background process's state as the pod records it.
+type ProcessStatus struct {
+	ID      string
+	Command string
+	// PGID is the command's process id, which is also its process group and session id.
+	PGID  int
+	State ProcessState
+	// ExitCode is the command's status when State is ProcessExited: 0-255, or 128+n for signal n.
+	ExitCode int
+	// StartedAt and EndedAt are to the second, as the pod's clock tells them (EndedAt is zero until
+	// the command exits).
+	StartedAt, EndedAt time.Time
+	// StdoutBytes and StderrBytes are how many bytes of each stream the pod holds.
+	StdoutBytes, StderrBytes int64
+	// StdoutTruncated and StderrTruncated report output dropped past the process's output limit.
+	StdoutTruncated, StderrTruncated bool
+	// OutputDone is true once both streams reached end of file: no more output can arrive. It
+	// stays false after exit while a child that the command left running holds stdout or stderr.
+	OutputDone bool
+}
+
+// Cursor is a position in a background process's output: byte offsets into stdout and stderr.
+type Cursor struct {
+	Stdout, Stderr int64
+}
+
+// ProcessOutput is one read of a background process's output.
+type ProcessOutput struct {
+	Status         ProcessStatus
+	Stdout, Stderr []byte
+	// Next is where the following read starts.
+	Next Cursor
+}
+
+// Process is a handle on a background process in a sandbox. It holds no connection and no
+// goroutine: every method is one call to the pod, so a handle can be dropped, or made again from
+// the id by KubernetesPodSandbox.Process from any process that reaches the pod.
+type Process struct {
+	sb *KubernetesPodSandbox
+	id string
+}
+
+// ID is the process's stable id, unique within its sandbox.
+func (p *Process) ID() string { return p.id }
+
+// processRoot is where the supervisors keep their state. Every pod podsandbox makes has a
+// writable /tmp (an emptyDir), and /tmp is where an image without one must still let a process
+// write.
+const processRoot = "/tmp/.psbx-proc"
+
+var processID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// Exit codes of the process scripts.
+const (
+	procNoSuch   = 3
+	procDone     = 4
+	procIDTaken  = 96
+	procNoTool   = 97
+	procInternal = 98
+)
+
+// procLaunch makes the process's directory and starts the supervisor in a session of its own,
+// then waits until the command has started. Its data arrives as environment values: PSBX_ID,
+// PSBX_CMD, PSBX_MAX (bytes per stream), and PSBX_SUP (procSupervisor; constant text).
+const procLaunch = `for t in setsid mkfifo cat wc; do
+  command -v "$t" >/dev/null 2>&1 || { echo "the image has no $t, which background processes need" >&2; exit 97; }
+done
+r=` + processRoot + ` d=` + processRoot + `/$PSBX_ID
+um=$(umask)
+umask 077
+mkdir -p "$r" || exit 98
+mkdir "$d" 2>/dev/null || { echo "process id $PSBX_ID is taken" >&2; exit 96; }
+printf '%s' "$PSBX_CMD" > "$d/cmd" || exit 98
+PSBX_UMASK=$um setsid /bin/sh -c "$PSBX_SUP" psbx-proc "$d" </dev/null >/dev/null 2>&1 &
+i=0
+until [ -e "$d/pgid" ]; do
+  if [ -e "$d/exit" ]; then break; fi
+  i=$((i+1))
+  if [ "$i" -gt 400 ]; then echo "the supervisor did not start the command within 20 s" >&2; exit 98; fi
+  sleep 0.05 2>/dev/null || sleep 1
+done
+exit 0`
+
+// procSupervisor runs the command ($PSBX_CMD) with its output through two FIFOs into files capped
+// with ulimit -f (a reader that reaches the cap fails with EFBIG, then counts and drops the rest,
+// so the command never sees a broken pipe). It records the exit code once the command has exited
+// and both streams reached end of file, or 2 s later when a child the command left holds them.
+const procSupervisor = `d=$1 c=$PSBX_CMD max=$PSBX_MAX um=$PSBX_UMASK
+unset PSBX_CMD PSBX_MAX PSBX_UMASK PSBX_ID PSBX_SUP
+echo $$ > "$d/spid"
+mkfifo "$d/out.fifo" "$d/err.fifo" || { echo 127 > "$d/exit"; exit 1; }
+(ulimit -f 1; trap '' XFSZ; cat /dev/zero > "$d/unit") 2>/dev/null
+u=$(($(wc -c < "$d/unit")))
+rm -f "$d/unit"
+[ "$u" -gt 0 ] || u=512
+b=$(((max + u - 1) / u))
+for s in out err; do
+  (ulimit -f "$b"; trap '' XFSZ
+   { cat > "$d/$s"; r=$?; n=$(($(wc -c))); if [ "$r" != 0 ] || [ "$n" != 0 ]; then : > "$d/$s.cut"; fi; : > "$d/$s.eof"; } < "$d/$s.fifo") 2>/dev/null &
+done
+date +%s > "$d/started"
+umask "$um"
+setsid /bin/sh -c "$c" sh < /dev/null > "$d/out.fifo" 2> "$d/err.fifo" &
+p=$!
+umask 077
+echo "$p" > "$d/pgid.t" && mv "$d/pgid.t" "$d/pgid"
+wait "$p"
+s=$?
+i=0
+while [ ! -e "$d/out.eof" ] || [ ! -e "$d/err.eof" ]; do
+  i=$((i+1))
+  [ "$i" -gt 40 ] && break
+  sleep 0.05 2>/dev/null || sleep 1
+done
+date +%s > "$d/ended"
+echo "$s" > "$d/exit.t" && mv "$d/exit.t" "$d/exit"`
+
+// procRecord defines rec DIR, which prints a process's record: "key=value" lines, then
+// "cmd=N", a newline, and the command's N bytes. "alive" is read before "exit", so a supervisor
+// seen dead without an exit code really died without one.
+const procRecord = `rec() {
+  printf 'id=%s\n' "${1##*/}"
+  a=0
+  if [ -e "$1/spid" ]; then
+    read -r sp < "$1/spid"
+    if read -r l < "/proc/$sp/stat" 2>/dev/null; then
+      l=${l##*) }
+      case $l in Z*|X*) ;; *) a=1;; esac
+    fi
+  fi
+  printf 'alive=%s\n' "$a"
+  for f in pgid started ended exit; do
+    if [ -e "$1/$f" ]; then read -r v < "$1/$f"; printf '%s=%s\n' "$f" "$v"; fi
+  done
+  for s in out err; do
+    [ -e "$1/$s.cut" ] && printf '%scut=1\n' "$s"
+    [ -e "$1/$s.eof" ] && printf '%seof=1\n' "$s"
+    n=0; [ -e "$1/$s" ] && n=$(($(wc -c < "$1/$s")))
+    printf '%ssize=%s\n' "$s" "$n"
+  done
+  printf 'cmd=%s\n' "$(($(wc -c < "$1/cmd")))"
+  cat "$1/cmd"
+}
+`
+
+// procPeek prints the record of process $1, then up to $4 bytes of stdout from offset $2 and of
+// stderr from offset $3, each as "outdata=N" (or "errdata=N"), a newline, and N bytes. The files
+// only grow, so the N bytes counted are there to read.
+const procPeek = procRecord + `d=` + processRoot + `/$1
+[ -e "$d/cmd" ] || exit 3
+rec "$d"
+for s in out err; do
+  if [ "$s" = out ]; then o=$2; else o=$3; fi
+  n=0; [ -e "$d/$s" ] && n=$(($(wc -c < "$d/$s") - o))
+  [ "$n" -gt "$4" ] && n=$4
+  [ "$n" -lt 0 ] && n=0
+  printf '\n%sdata=%s\n' "$s" "$n"
+  [ "$n" -gt 0 ] && tail -c +$((o + 1)) "$d/$s" | head -c "$n"
+done
+exit 0`
+
+// procWait waits up to $2 seconds for process $1 to exit (or its supervisor to die), then prints
+// its record.
+const procWait = procRecord + `d=` + processRoot + `/$1
+[ -e "$d/cmd" ] || exit 3
+i=0
+while [ ! -e "$d/exit" ] && [ "$i" -lt $(($2 * 10)) ]; do
+  read -r sp < "$d/spid" 2>/dev/null || break
+  read -r l < "/proc/$sp/stat" 2>/dev/null || break
+  l=${l##*) }
+  case $l in Z*|X*) break;; esac
+  i=$((i+1))
+  sleep 0.1 2>/dev/null || { sleep 1; i=$((i+9)); }
+done
+rec "$d"
+exit 0`
+
+// procList prints the records of every process, each followed by a newline.
+const procList = procRecord + `for d in ` + processRoot + `/*; do
+  [ -e "$d/cmd" ] || continue
+  rec "$d"
+  printf '\n'
+done
+exit 0`
+
+// procSignal sends signal $2 to the process group of process $1.
+const procSignal = `d=` + processRoot + `/$1
+[ -e "$d/cmd" ] || exit 3
+[ -e "$d/exit" ] && exit 4
+read -r pg < "$d/pgid" || exit 4
+kill -"$2" -"$pg" 2>/dev/null || exit 4
+exit 0`
+
+// procRemove kills process $1's group and its supervisor (with the readers of its output), then
+// deletes its directory.
+const procRemove = `d=` + processRoot + `/$1
+[ -e "$d/cmd" ] || exit 3
+if [ ! -e "$d/exit" ]; then
+  if read -r pg < "$d/pgid" 2>/dev/null; then kill -9 -"$pg" 2>/dev/null; fi
+  if read -r sp < "$d/spid" 2>/dev/null; then kill -9 -"$sp" 2>/dev/null; fi
+fi
+rm -rf "$d"
+exit 0`
+
+// StartProcess starts command with /bin/sh -c in the background and returns once it runs. It keeps
+// running after the call, the connection and the caller are gone, until it exits, Remove or Kill
+// ends it, or the pod is deleted. Options: WithExecEnv and WithDir as for Execute, and
+// WithOutputLimit for how many bytes of each of stdout and stderr the pod keeps
+// (DefaultProcessOutputLimit). A background process has no stdin, and no timeout: WithStdin,
+// WithStdout, WithStderr and WithTimeout are refused (read the output with ReadOutput or Follow;
+// end it with Signal or Kill).
+func (s *KubernetesPodSandbox) StartProcess(ctx context.Context, command string, opts ...ExecOption) (*Process, error) {
+	var c ExecConfig
+	for _, o := range opts {
+		o(&c)
+	}
+	switch {
+	case c.Stdin != nil:
+		return nil, fmt.Errorf("%w: a background process has no stdin: pass its input in a file, or use Execute with WithStdin", ErrInvalidArgument)
+	case c.Stdout != nil || c.Stderr != nil:
+		return nil, fmt.Errorf("%w: a background process's output is read with ReadOutput or Follow, not WithStdout or WithStderr", ErrInvalidArgument)
+	case c.Timeout != 0:
+		return nil, fmt.Errorf("%w: a background process has no timeout: end it with Signal or Kill (or run it under timeout(1))", ErrInvalidArgument)
+	case c.OutputLimit < 0:
+		return nil, fmt.Errorf("%w: output limit %d", ErrInvalidArgument, c.OutputLimit)
+	}
+	if strings.TrimSpace(command) == "" {
+		return nil, fmt.Errorf("%w: empty command", ErrInvalidArgument)
+	}
+	if c.OutputLimit == 0 {
+		c.OutputLimit = DefaultProcessOutputLimit
+	}
+	for k := range c.Env {
+		if strings.HasPrefix(k, "PSBX_") {
+			return nil, fmt.Errorf("%w: env name %q: the PSBX_ prefix is the supervisor's", ErrInvalidArgument, k)
+		}
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	id := "p-" + hex.EncodeToString(b[:])
+	env := map[string]string{"PSBX_ID": id, "PSBX_CMD": command, "PSBX_MAX": strconv.Itoa(c.OutputLimit), "PSBX_SUP": procSupervisor}
+	for k, v := range c.Env {
+		env[k] = v
+	}
+	ex := []ExecOption{WithExecEnv(env), WithTimeout(time.Minute)}
+	if c.Dir != "" {
+		ex = append(ex, WithDir(c.Dir))
+	}
+	r, err := s.Execute(ctx, procLaunch, ex...)
+	if err != nil {
+		return nil, fmt.Errorf("podsandbox: starting a background process: %w", err)
+	}
+	if err := procExit(r, ""); err != nil {
+		return nil, err
+	}
+	return &Process{sb: s, id: id}, nil
+}
+
+// Process returns a handle on the background process id, which must exist in the sandbox (an
+// error matching ErrNoProcess otherwise). It is how another replica, or a restarted caller,
+// re-attaches to a process it did not start.
+func (s *KubernetesPodSandbox) Process(ctx context.Context, id string) (*Process, error) {
+	p := &Process{sb: s, id: id}
+	if _, err := p.Status(ctx); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Processes lists the sandbox's background processes (running, exited and lost) until they are
+// removed, in no particular order.
+func (s *KubernetesPodSandbox) Processes(ctx context.Context) ([]ProcessStatus, error) {
+	r, err := s.procCall(ctx, procList, 30*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	if err := procExit(r, ""); err != nil {
+		return nil, err
+	}
+	br := bufio.NewReader(strings.NewReader(r.Stdout))
+	var out []ProcessStatus
+	for {
+		st, err := readProcRecord(br)
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+		if _, err := br.ReadByte(); err != nil { // the newline after each record
+			return out, nil
+		}
+	}
+}
+
+// Status reads the process's state.
+func (p *Process) Status(ctx context.Context) (ProcessStatus, error) {
+	o, err := p.ReadOutput(ctx, Cursor{}, 0)
+	return o.Status, err
+}
+
+// ReadOutput reads up to max bytes of each of stdout and stderr from at, with the status as it
+// was just before. A read that returns no bytes while Status.OutputDone is true is the end.
+func (p *Process) ReadOutput(ctx context.Context, at Cursor, max int) (ProcessOutput, error) {
+	if at.Stdout < 0 || at.Stderr < 0 || max < 0 {
+		return ProcessOutput{}, fmt.Errorf("%w: cursor %+v, max %d", ErrInvalidArgument, at, max)
+	}
+	r, err := p.call(ctx, procPeek, 30*time.Second, strconv.FormatInt(at.Stdout, 10), strconv.FormatInt(at.Stderr, 10), strconv.Itoa(max))
+	if err != nil {
+		return ProcessOutput{}, err
+	}
+	br := bufio.NewReader(strings.NewReader(r.Stdout))
+	st, err := readProcRecord(br)
+	if err != nil {
+		return ProcessOutput{}, err
+	}
+	o := ProcessOutput{Status: st, Next: at}
+	for _, s := range []struct {
+		key  string
+		data *[]byte
+		next *int64
+	}{{"outdata", &o.Stdout, &o.Next.Stdout}, {"errdata", &o.Stderr, &o.Next.Stderr}} {
+		if _, err := br.ReadByte(); err != nil {
+			return ProcessOutput{}, errProcGarbled("missing " + s.key)
+		}
+		n, err := readProcLen(br, s.key)
+		if err != nil {
+			return ProcessOutput{}, err
+		}
+		*s.data = make([]byte, n)
+		if _, err := io.ReadFull(br, *s.data); err != nil {
+			return ProcessOutput{}, errProcGarbled(s.key + " cut short")
+		}
+		*s.next += int64(n)
+	}
+	return o, nil
+}
+
+// Follow copies the process's output from at to stdout and stderr as it arrives (either may be
+// nil to drop that stream) until the process has exited and its output is done, or ctx ends. It
+// returns the last status and where it stopped, so a later Follow or ReadOutput can go on from
+// there.
+func (p *Process) Follow(ctx context.Context, at Cursor, stdout, stderr io.Writer) (ProcessStatus, Cursor, error) {
+	const chunk = 1 << 20
+	delay := 50 * time.Millisecond
+	for {
+		o, err := p.ReadOutput(ctx, at, chunk)
+		if err != nil {
+			return o.Status, at, err
+		}
+		for _, w := range []struct {
+			w    io.Writer
+			data []byte
+		}{{stdout, o.Stdout}, {stderr, o.Stderr}} {
+			if w.w != nil && len(w.data) > 0 {
+				if _, err := w.w.Write(w.data); err != nil {
+					return o.Status, at, err
+				}
+			}
+		}
+		at = o.Next
+		switch {
+		case len(o.Stdout)+len(o.Stderr) > 0:
+			delay = 50 * time.Millisecond
+			continue
+		case o.Status.State != ProcessRunning:
+			// Exited (or lost) and drained. The supervisor records the exit only after the output
+			// ended or a child the command left behind held it 2 s more; what such a child writes
+			// later is there for ReadOutput, but Follow's job ends with the command.
+			return o.Status, at, nil
+		}
+		select {
+		case <-ctx.Done():
+			return o.Status, at, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 500*time.Millisecond)
+	}
+}
+
+// Wait waits for the process to exit (or its supervisor to be lost) and returns its status. It
+// returns early with ctx's error; the process keeps running.
+func (p *Process) Wait(ctx context.Context) (ProcessStatus, error) {
+	for {
+		r, err := p.call(ctx, procWait, 40*time.Second, "20")
+		if err != nil {
+			return ProcessStatus{}, err
+		}
+		st, err := readProcRecord(bufio.NewReader(strings.NewReader(r.Stdout)))
+		if err != nil || st.State != ProcessRunning {
+			return st, err
+		}
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+	}
+}
+
+// Signal sends sig to the process's whole process group. It returns an error matching
+// os.ErrProcessDone when the process has already exited.
+func (p *Process) Signal(ctx context.Context, sig syscall.Signal) error {
+	if sig < 0 || sig > 64 {
+		return fmt.Errorf("%w: signal %d", ErrInvalidArgument, int(sig))
+	}
+	_, err := p.call(ctx, procSignal, 30*time.Second, strconv.Itoa(int(sig)))
+	return err
+}
+
+// Kill sends SIGKILL to the process's whole process group (os.ErrProcessDone when it has already
+// exited).
+func (p *Process) Kill(ctx context.Context) error { return p.Signal(ctx, syscall.SIGKILL) }
+
+// Remove ends the process if it still runs (SIGKILL to its group and to its supervisor) and
+// deletes its output and state. The id is then unknown (ErrNoProcess).
+func (p *Process) Remove(ctx context.Context) error {
+	_, err := p.call(ctx, procRemove, 30*time.Second)
+	return err
+}
+
+// call runs one of the process scripts with the id and args as arguments.
+func (p *Process) call(ctx context.Context, script string, timeout time.Duration, args ...string) (*ExecuteResponse, error) {
+	if !processID.MatchString(p.id) {
+		return nil, fmt.Errorf("%w: process id %q", ErrNoProcess, p.id)
+	}
+	r, err := p.sb.procCall(ctx, script, timeout, append([]string{p.id}, args...)...)
+	if err != nil {
+		return nil, err
+	}
+	return r, procExit(r, p.id)
+}
+
+// procCall runs script with args as $1.. (set from environment values: Execute takes no argv).
+func (s *KubernetesPodSandbox) procCall(ctx context.Context, script string, timeout time.Duration, args ...string) (*ExecuteResponse, error) {
+	env := make(map[string]string, len(args))
+	var set strings.Builder
+	set.WriteString("set --")
+	for i, a := range args {
+		k := "PSBX_A" + strconv.Itoa(i)
+		env[k] = a
+		set.WriteString(` "$` + k + `"`)
+	}
+	// The output of a peek can hold binary bytes: collect stdout as bytes, not through Output.
+	var out, errb bytes.Buffer
+	r, err := s.Execute(ctx, set.String()+"\n"+script, WithExecEnv(env), WithTimeout(timeout), WithStdout(&out), WithStderr(&errb), WithOutputLimit(1))
+	if err != nil {
+		return nil, fmt.Errorf("podsandbox: background process: %w", err)
+	}
+	r.Stdout, r.Stderr = out.String(), errb.String()
+	return r, nil
+}
+
+func procExit(r *ExecuteResponse, id string) error {
+	msg := strings.TrimSpace(r.Stderr)
+	switch r.ExitCode {
+	case 0:
+		return nil
+	case procNoSuch:
+		return fmt.Errorf("%w: %s", ErrNoProcess, id)
+	case procDone:
+		return fmt.Errorf("podsandbox: background process %s: %w", id, os.ErrProcessDone)
+	case procNoTool:
+		return fmt.Errorf("%w: %s", ErrUnsupportedImage, msg)
+	case procIDTaken:
+		return fmt.Errorf("%w: %s", ErrInvalidArgument, msg)
+	}
+	return fmt.Errorf("podsandbox: background process script exited %d: %s", r.ExitCode, msg)
+}
+
+type procGarbledError string
+
+func (e procGarbledError) Error() string {
+	return "podsandbox: background process record is garbled (" + string(e) + ")"
+}
+func (e procGarbledError) Is(target error) bool { return target == ErrOutputIncomplete }
+
+func errProcGarbled(what string) error { return procGarbledError(what) }
+
+// readProcLen reads "key=N\n".
+func readProcLen(br *bufio.Reader, key string) (int, error) {
+	line, err := br.ReadString('\n')
+	k, v, ok := strings.Cut(strings.TrimSuffix(line, "\n"), "=")
+	n, perr := strconv.Atoi(v)
+	if err != nil || !ok || k != key || perr != nil || n < 0 {
+		return 0, errProcGarbled(fmt.Sprintf("want %s, got %q", key, line))
+	}
+	return n, nil
+}
+
+// readProcRecord parses one record printed by rec; io.EOF when there is none.
+func readProcRecord(br *bufio.Reader) (ProcessStatus, error) {
+	var st ProcessStatus
+	var alive, exited, outEOF, errEOF bool
+	first := true
+	for {
+		line, err := br.ReadString('\n')
+		if err == io.EOF && first && line == "" {
+			return st, io.EOF
+		}
+		if err != nil {
+			return st, errProcGarbled("record cut short")
+		}
+		first = false
+		k, v, _ := strings.Cut(strings.TrimSuffix(line, "\n"), "=")
+		num := func() int64 { n, _ := strconv.ParseInt(v, 10, 64); return n }
+		switch k {
+		case "id":
+			st.ID = v
+		case "alive":
+			alive = v == "1"
+		case "pgid":
+			st.PGID = int(num())
+		case "started":
+			st.StartedAt = time.Unix(num(), 0)
+		case "ended":
+			st.EndedAt = time.Unix(num(), 0)
+		case "exit":
+			exited, st.ExitCode = true, int(num())
+		case "outcut":
+			st.StdoutTruncated = true
+		case "errcut":
+			st.StderrTruncated = true
+		case "outeof":
+			outEOF = true
+		case "erreof":
+			errEOF = true
+		case "outsize":
+			st.StdoutBytes = num()
+		case "errsize":
+			st.StderrBytes = num()
+		case "cmd":
+			n := int(num())
+			b := make([]byte, n)
+			if _, err := io.ReadFull(br, b); err != nil {
+				return st, errProcGarbled("command cut short")
+			}
+			st.Command = string(b)
+			st.OutputDone = outEOF && errEOF
+			switch {
+			case exited:
+				st.State = ProcessExited
+			case alive:
+				st.State = ProcessRunning
+			default:
+				st.State = ProcessLost
+			}
+			return st, nil
+		default:
+			return st, errProcGarbled(fmt.Sprintf("unexpected %q", line))
+		}
+	}
+}

@@ -1,0 +1,183 @@
+//go:build e2e
+
+package podsandbox_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/podsandbox/podsandbox"
+)
+
+// processCases join the conformance table: background processes behave the same on every
+// transport.
+var processCases = []struct {
+	name string
+	run  func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, dir string)
+}{
+	{"background process: follow, exit code, env and dir, re-attach from another value, remove", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, dir string) {
+		ctx := ctxT(t, 2*time.Minute)
+		greeting := "hi 'there' \"you\" $HOME `id` ünï\nline two"
+		cmd := "echo \"$GREETING\"; pwd; echo err >&2; sleep 1; printf 'tail'; exit 5"
+		p, err := sb.StartProcess(ctx, cmd, podsandbox.WithExecEnv(map[string]string{"GREETING": greeting}), podsandbox.WithDir(dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Another value, from another Client, reaches the same process by id.
+		other, err := testClient(t, restrictedConfig(t)).Attach(ctx, sb.Namespace(), sb.ID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, err := other.Process(ctx, p.ID())
+		if err != nil {
+			t.Fatalf("re-attach: %v", err)
+		}
+		var out, errb bytes.Buffer
+		st, next, err := q.Follow(ctx, podsandbox.Cursor{}, &out, &errb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := greeting + "\n" + dir + "\ntail"
+		if out.String() != want || errb.String() != "err\n" {
+			t.Errorf("followed stdout %q stderr %q, want %q and %q", out.String(), errb.String(), want, "err\n")
+		}
+		if st.State != podsandbox.ProcessExited || st.ExitCode != 5 || st.Command != cmd || st.ID != p.ID() ||
+			st.PGID <= 1 || st.StartedAt.IsZero() || st.EndedAt.Before(st.StartedAt) || !st.OutputDone ||
+			st.StdoutBytes != int64(len(want)) || st.StderrBytes != 4 || st.StdoutTruncated || st.StderrTruncated {
+			t.Errorf("status %+v", st)
+		}
+		if next != (podsandbox.Cursor{Stdout: int64(len(want)), Stderr: 4}) {
+			t.Errorf("cursor %+v", next)
+		}
+		// Reading on from an offset.
+		o, err := p.ReadOutput(ctx, podsandbox.Cursor{Stdout: int64(len(want)) - 4, Stderr: 4}, 3)
+		if err != nil || string(o.Stdout) != "tai" || len(o.Stderr) != 0 || o.Next.Stdout != int64(len(want))-1 {
+			t.Errorf("ReadOutput from an offset: %q %q %+v, %v", o.Stdout, o.Stderr, o.Next, err)
+		}
+		if st, err := p.Wait(ctx); err != nil || st.ExitCode != 5 {
+			t.Errorf("Wait after exit: %+v, %v", st, err)
+		}
+		list, err := sb.Processes(ctx)
+		if err != nil || !slices.ContainsFunc(list, func(s podsandbox.ProcessStatus) bool { return s.ID == p.ID() && s.ExitCode == 5 }) {
+			t.Errorf("Processes() = %+v, %v: want %s in it", list, err, p.ID())
+		}
+		if err := q.Remove(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sb.Process(ctx, p.ID()); !errors.Is(err, podsandbox.ErrNoProcess) {
+			t.Errorf("Process after Remove: %v, want ErrNoProcess", err)
+		}
+		if err := p.Kill(ctx); !errors.Is(err, podsandbox.ErrNoProcess) {
+			t.Errorf("Kill after Remove: %v, want ErrNoProcess", err)
+		}
+		if _, err := sb.Process(ctx, "../etc"); !errors.Is(err, podsandbox.ErrNoProcess) {
+			t.Errorf("Process(../etc): %v, want ErrNoProcess", err)
+		}
+	}},
+	{"background process: outlives its call, signal reaches its group, kill after exit", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, dir string) {
+		ctx := ctxT(t, 2*time.Minute)
+		p, err := sb.StartProcess(ctx, fmt.Sprintf(`sleep 300 & echo $! > %q/kid; trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 0.1; done`, dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = p.Remove(context.Background()) })
+		// The call that started it is over; it runs on.
+		waitFor(t, "the process to start its child", 30*time.Second, func() bool { return mustExec(t, sb, fmt.Sprintf("cat %q/kid 2>/dev/null", dir)).Stdout != "" })
+		if st, err := p.Status(ctx); err != nil || st.State != podsandbox.ProcessRunning || !st.EndedAt.IsZero() {
+			t.Fatalf("Status = %+v, %v: want running", st, err)
+		}
+		if err := p.Signal(ctx, syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		st, err := p.Wait(ctx)
+		if err != nil || st.State != podsandbox.ProcessExited || st.ExitCode != 3 {
+			t.Fatalf("Wait = %+v, %v: want exit 3 from the trap", st, err)
+		}
+		o, err := p.ReadOutput(ctx, podsandbox.Cursor{}, 1000)
+		if err != nil || string(o.Stdout) != "ready\ngot TERM\n" {
+			t.Errorf("output %q, %v", o.Stdout, err)
+		}
+		assertDead(t, sb, dir+"/kid") // the group's other member got the signal too
+		if err := p.Kill(ctx); !errors.Is(err, os.ErrProcessDone) {
+			t.Errorf("Kill after exit: %v, want os.ErrProcessDone", err)
+		}
+		// Killed outright: 128+9.
+		k, err := sb.StartProcess(ctx, "sleep 300")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = k.Remove(context.Background()) })
+		if err := k.Kill(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := k.Wait(ctx); err != nil || st.ExitCode != 137 {
+			t.Errorf("Wait after Kill = %+v, %v: want 137", st, err)
+		}
+	}},
+	{"background process: output is kept byte for byte up to its limit", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, dir string) {
+		ctx := ctxT(t, 2*time.Minute)
+		// Every byte value, then 3 MB of random bytes: Follow hands them over unchanged.
+		f := dir + "/blob"
+		mustExec(t, sb, fmt.Sprintf(`i=0; while [ $i -lt 256 ]; do printf "\\$(printf %%o $i)"; i=$((i+1)); done > %q; head -c 3000000 /dev/urandom >> %q`, f, f))
+		blob, err := sb.ReadBytes(ctx, f)
+		if err != nil || len(blob) != 3000256 {
+			t.Fatalf("blob: %d bytes, %v", len(blob), err)
+		}
+		p, err := sb.StartProcess(ctx, `cat "$F"; echo done >&2`, podsandbox.WithExecEnv(map[string]string{"F": f}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = p.Remove(context.Background()) })
+		var out, errb bytes.Buffer
+		st, _, err := p.Follow(ctx, podsandbox.Cursor{}, &out, &errb)
+		if err != nil || st.ExitCode != 0 || st.StdoutTruncated || errb.String() != "done\n" {
+			t.Fatalf("Follow: %+v, stderr %q, %v", st, errb.String(), err)
+		}
+		if sha256.Sum256(out.Bytes()) != sha256.Sum256(blob) {
+			t.Errorf("followed %d bytes that differ from the file's %d", out.Len(), len(blob))
+		}
+		// Over the limit: the first bytes are kept (the limit is rounded up to the shell's ulimit
+		// block, 512 or 1024 bytes), the rest is read and dropped, and the command is not hurt.
+		c, err := sb.StartProcess(ctx, `head -c 100000 /dev/zero | tr '\0' a; echo ok >&2; exit 0`, podsandbox.WithOutputLimit(1000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Remove(context.Background()) })
+		st, err = c.Wait(ctx)
+		if err != nil || st.ExitCode != 0 || !st.StdoutTruncated || st.StderrTruncated || st.StdoutBytes < 1000 || st.StdoutBytes > 2048 || st.StderrBytes != 3 {
+			t.Fatalf("capped: %+v, %v", st, err)
+		}
+		o, err := c.ReadOutput(ctx, podsandbox.Cursor{}, 1<<20)
+		if err != nil || int64(len(o.Stdout)) != st.StdoutBytes || strings.Trim(string(o.Stdout), "a") != "" {
+			t.Errorf("capped output: %d bytes (%q...), %v", len(o.Stdout), o.Stdout[:min(10, len(o.Stdout))], err)
+		}
+	}},
+	{"plain Execute leaves a detached child running", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, dir string) {
+		// (Debian's busybox has no nohup applet; the python image's coreutils nohup works too.)
+		for _, how := range []string{"sleep 300 >/dev/null 2>&1 &", "setsid sleep 300 >/dev/null 2>&1 < /dev/null &", "if command -v nohup >/dev/null; then nohup sleep 300 >/dev/null 2>&1 & else sleep 300 >/dev/null 2>&1 & fi;"} {
+			r := mustExec(t, sb, how+` echo $! > kid; echo started`, podsandbox.WithDir(dir))
+			if r.Stdout != "started\n" {
+				t.Fatalf("%s: %+v", how, r)
+			}
+			// Still there after the call, and a while later.
+			for range 2 {
+				time.Sleep(500 * time.Millisecond)
+				alive := mustExec(t, sb, `p=$(cat kid); s=$(sed -n 's/^State:[[:space:]]*\(.\).*/\1/p' /proc/$p/status 2>/dev/null); [ -n "$s" ] && [ "$s" != Z ] && echo alive; kill -0 $p 2>/dev/null || true`, podsandbox.WithDir(dir))
+				if alive.Stdout != "alive\n" {
+					t.Fatalf("%q: the child is gone after the call returned: %+v %+v", how, alive, mustExec(t, sb, "cat kid; ps -o pid,ppid,pgid,stat,args 2>&1 || ps", podsandbox.WithDir(dir)))
+				}
+			}
+			mustExec(t, sb, `kill -9 $(cat kid)`, podsandbox.WithDir(dir))
+		}
+	}},
+}
+
