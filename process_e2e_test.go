@@ -180,4 +180,3 @@ var processCases = []struct {
 		}
 	}},
 }
-
