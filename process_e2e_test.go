@@ -122,6 +122,24 @@ var processCases = []struct {
 		if st, err := k.Wait(ctx); err != nil || st.ExitCode != 137 {
 			t.Errorf("Wait after Kill = %+v, %v: want 137", st, err)
 		}
+		// A supervisor killed outright leaves no exit code: the process is lost, and Remove still
+		// ends the command it left behind.
+		l, err := sb.StartProcess(ctx, "sleep 300")
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err = l.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustExec(t, sb, `kill -9 "$(cat /tmp/.psbx-proc/$ID/spid)"; echo "$PG" > lost.pid`, podsandbox.WithExecEnv(map[string]string{"ID": l.ID(), "PG": fmt.Sprint(st.PGID)}), podsandbox.WithDir(dir))
+		if st, err := l.Wait(ctx); err != nil || st.State != podsandbox.ProcessLost {
+			t.Errorf("Wait after the supervisor's death = %+v, %v: want lost", st, err)
+		}
+		if err := l.Remove(ctx); err != nil {
+			t.Fatal(err)
+		}
+		assertDead(t, sb, dir+"/lost.pid")
 	}},
 	{"background process: output is kept byte for byte up to its limit", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, dir string) {
 		ctx := ctxT(t, 2*time.Minute)
