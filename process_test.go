@@ -51,8 +51,6 @@ func TestReadProcRecord(t *testing.T) {
 	}
 }
 
-
-
 func TestStartProcessRefusesBadInput(t *testing.T) {
 	sb := newTestSandbox(t)
 	ctx := t.Context()
