@@ -4,6 +4,8 @@
 //
 //	podsandbox run podsandbox.local/busybox:1 --mode api --id demo
 //	podsandbox exec demo -- echo hello          # streams output; exits with the command's code
+//	podsandbox proc start demo -- ./dev-server  # in the background; prints the process id
+//	podsandbox proc logs -f demo p-0123456789ab # from any later invocation
 //	echo data | podsandbox exec -i demo -- wc -c
 //	podsandbox ls demo /tmp
 //	podsandbox cp ./data.csv demo:input/        # and back: podsandbox cp demo:out.bin .

@@ -86,6 +86,7 @@ func TestCLI(t *testing.T) {
 			}
 
 			cpCases(t, ns, id, cli, expect)
+			procCases(t, id, cli, expect)
 
 			// list
 			r = cli("", "list", "-o", "json")
@@ -313,5 +314,43 @@ func TestCLIImages(t *testing.T) {
 	if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "forbidden") ||
 		!strings.Contains(r.stderr, "needs the cluster-scoped `list nodes` permission") || strings.Count(r.stderr, "\n") != 1 {
 		t.Errorf("images without list nodes: %+v", r)
+	}
+}
+
+// procCases: a background process started by one command line is listed, followed, signalled
+// and waited for by later ones, each with a Client of its own.
+func procCases(t *testing.T, id string, cli func(string, ...string) cliResult, expect func(cliResult, int, string)) {
+	t.Helper()
+	r := cli("", "proc", "start", id, "-e", "WHO=you there", "--", `trap 'echo bye; exit 4' TERM; echo "hello $WHO"; echo warn >&2; while :; do sleep 0.1; done`)
+	proc := strings.TrimSpace(r.stdout)
+	if r.code != 0 || !strings.HasPrefix(proc, "p-") {
+		t.Fatalf("proc start: %+v", r)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for r = cli("", "proc", "logs", id, proc); r.stdout != "hello you there\n" || r.stderr != "warn\n"; r = cli("", "proc", "logs", id, proc) {
+		if r.code != 0 || time.Now().After(deadline) {
+			t.Fatalf("proc logs: %+v", r)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if r := cli("", "proc", "ls", id); r.code != 0 || !strings.Contains(r.stdout, proc+"   running ") {
+		t.Errorf("proc ls:\n%s%s", r.stdout, r.stderr)
+	}
+	expect(cli("", "proc", "kill", "-s", "term", id, proc), 0, "")
+	expect(cli("", "proc", "wait", id, proc), 4, "")
+	expect(cli("", "proc", "logs", "-f", id, proc), 0, "hello you there\nbye\n")
+	var list []podsandbox.ProcessStatus
+	if r := cli("", "proc", "ls", "-o", "json", id); json.Unmarshal([]byte(r.stdout), &list) != nil || len(list) != 1 || list[0].ExitCode != 4 || list[0].State != podsandbox.ProcessExited {
+		t.Errorf("proc ls -o json: %+v", r)
+	}
+	if r := cli("", "proc", "kill", id, proc); r.code != 1 || !strings.Contains(r.stderr, "already exited") {
+		t.Errorf("kill after exit: %+v", r)
+	}
+	if r := cli("", "proc", "kill", "-s", "BOGUS", id, proc); r.code != 1 || !strings.Contains(r.stderr, "want a name") {
+		t.Errorf("kill -s BOGUS: %+v", r)
+	}
+	expect(cli("", "proc", "rm", id, proc), 0, proc+"\n")
+	if r := cli("", "proc", "logs", id, proc); r.code != 1 || !strings.Contains(r.stderr, "no such background process") || !strings.Contains(r.stderr, "proc ls") {
+		t.Errorf("logs after rm: %+v", r)
 	}
 }

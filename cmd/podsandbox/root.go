@@ -35,7 +35,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) (*cobra.Command, *cli) {
 	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := &cobra.Command{
 		Use:           "podsandbox",
-		Short:         "Kubernetes pods as sandboxes: run, exec, files, cp, list, rm, reap, pool, images, mcp",
+		Short:         "Kubernetes pods as sandboxes: run, exec, proc, files, cp, list, rm, reap, pool, images, mcp",
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
@@ -49,7 +49,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) (*cobra.Command, *cli) {
 	f.StringVar(&c.reach, "reach", string(podsandbox.ReachAuto), "how HTTP-mode commands reach the pod: auto, pod-ip, proxy or port-forward")
 	root.AddCommand(c.runCmd(), c.execCmd(), c.listCmd(), c.rmCmd(), c.reapCmd(),
 		c.lsCmd(), c.readCmd(), c.globCmd(), c.grepCmd(), c.editCmd(), c.cpCmd(), c.mcpCmd(),
-		c.poolCmd(), c.imagesCmd())
+		c.poolCmd(), c.imagesCmd(), c.procCmd())
 	return root, c
 }
 

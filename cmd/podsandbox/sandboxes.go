@@ -32,13 +32,9 @@ func (c *cli) runCmd() *cobra.Command {
 				opts = append(opts, podsandbox.WithIdleTimeout(idle))
 			}
 			if len(env) > 0 {
-				m := map[string]string{}
-				for _, kv := range env {
-					k, v, ok := strings.Cut(kv, "=")
-					if !ok || k == "" {
-						return fmt.Errorf("--env %q: want NAME=VALUE", kv)
-					}
-					m[k] = v
+				m, err := envMap(env)
+				if err != nil {
+					return err
 				}
 				opts = append(opts, podsandbox.WithEnv(m))
 			}
