@@ -32,6 +32,15 @@
 // timeout or cancel, never cut output silently, and do not hang on background children that keep
 // stdout open.
 //
+// # Background processes
+//
+// StartProcess runs a command detached, under a small /bin/sh supervisor in the pod, and returns a
+// *Process whose id any later caller re-attaches to (KubernetesPodSandbox.Process), from another
+// replica or after a restart: dev servers, watchers and long builds outlive the call, the
+// connection and the caller. Its output is kept in the pod up to a bound and read by cursor
+// (ReadOutput) or followed (Follow); Signal reaches its whole process group; Wait and Status tell
+// running, exited with its code, or lost.
+//
 // # Sessions
 //
 // SessionManager keeps one sandbox per session id from a Factory (Client.Factory), adopts pods

@@ -23,6 +23,8 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"os"
+	"syscall"
 	"time"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -40,6 +42,8 @@ var (
 	_ = fmt.Sprint
 	_ = log.Fatal
 	_ = time.Second
+	_ = os.Stdout
+	_ = syscall.SIGTERM
 	_ = podsandbox.ModeAPI
 )
 

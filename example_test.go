@@ -7,6 +7,7 @@ import (
 	"log"
 	"net/http"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -58,6 +59,37 @@ func ExampleKubernetesPodSandbox_Execute() {
 	case r.ExitCode != 0:
 		fmt.Printf("failed (%d): %s", r.ExitCode, r.Stderr)
 	}
+}
+
+// A dev server in the background: it outlives the call, the connection and the caller. The
+// sandbox's id and the process's id are all that a restarted caller (or another replica) needs to
+// follow it again.
+func ExampleKubernetesPodSandbox_StartProcess() {
+	ctx := context.Background()
+	sb, _ := podsandbox.NewKubernetesPodSandbox("python:3.12-slim", podsandbox.WithMode(podsandbox.ModeAPI),
+		podsandbox.WithSandboxID("user-1"), podsandbox.WithDeleteOnStop(false))
+	_ = sb.Start(ctx)
+	p, err := sb.StartProcess(ctx, "python3 -m http.server 8000", podsandbox.WithDir("site"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("started", p.ID())
+
+	// Later, in another process: attach to the sandbox, then to the process, and follow its log
+	// for a while (Follow returns where it stopped, to go on from there).
+	c, _ := podsandbox.NewClient(nil)
+	again, _ := c.Attach(ctx, "default", "user-1")
+	q, err := again.Process(ctx, p.ID())
+	if errors.Is(err, podsandbox.ErrNoProcess) {
+		log.Fatal("removed, or the pod was replaced")
+	}
+	window, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, at, _ := q.Follow(window, podsandbox.Cursor{}, os.Stdout, os.Stderr)
+	fmt.Println("read up to", at.Stdout, "bytes of stdout")
+	_ = q.Signal(ctx, syscall.SIGTERM) // to the server's whole process group
+	st, _ := q.Wait(ctx)
+	fmt.Println(st.State, st.ExitCode)
 }
 
 // Files: relative paths resolve against the work dir (/workspace).
