@@ -3,11 +3,13 @@
 package podsandbox_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -151,6 +153,78 @@ func TestDrillStreamCut(t *testing.T) {
 	}
 }
 
+// TestDrillStreamCutReattach is TestDrillStreamCut for a call made WithReattach: the connections
+// are cut twice while the command runs, and the call still returns the complete result, with the
+// command run once.
+func TestDrillStreamCutReattach(t *testing.T) {
+	env := e2e.Env(t)
+	u, err := url.Parse(env.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		image string
+		opts  func() []podsandbox.Option
+	}{
+		{"api-exec", e2e.ImageBusybox, func() []podsandbox.Option { return []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI)} }},
+		{"api-agent", e2e.ImagePython, func() []podsandbox.Option {
+			return []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI), podsandbox.WithAgent(testAgent)}
+		}},
+		{"http-proxy", e2e.ImageServer, func() []podsandbox.Option {
+			return []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeHTTP), podsandbox.WithReach(podsandbox.ReachProxy)}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := startCutProxy(t, u.Host)
+			cut := testClient(t, configVia(t, restrictedConfig(t), p))
+			sb := startSandboxWith(t, cut, tc.image, tc.opts()...)
+			direct := testClient(t, restrictedConfig(t))
+			watch := startSandboxWith(t, direct, tc.image, append(tc.opts(), podsandbox.WithSandboxID(sb.ID()), podsandbox.WithDeleteOnStop(false))...)
+
+			ctx := ctxT(t, 3*time.Minute)
+			var streamed bytes.Buffer
+			cmd := `echo run >> /tmp/runs; echo started; touch /tmp/drill.started; sleep 2; echo middle >&2; sleep 2; echo finished; exit 7`
+			done := startDrillCommand(ctx, t, sb, watch, cmd, "/tmp/drill.started", podsandbox.WithReattach(), podsandbox.WithStdout(&lockedWriter{w: &streamed}))
+			n := p.cut()
+			time.Sleep(2500 * time.Millisecond)
+			n += p.cut()
+			var res drillResult
+			select {
+			case res = <-done:
+			case <-time.After(2 * time.Minute):
+				t.Fatalf("Execute still running two minutes after its %d connections were cut", n)
+			}
+			t.Logf("%d connections cut; Execute returned %+v, %v", n, res.r, res.err)
+			if res.err != nil || res.r.Stdout != "started\nfinished\n" || res.r.Stderr != "middle\n" || res.r.ExitCode != 7 || res.r.Truncated {
+				t.Errorf("Execute = %+v, %v; want the complete result", res.r, res.err)
+			}
+			if got := streamed.String(); got != "started\nfinished\n" {
+				t.Errorf("streamed stdout %q: want each byte once", got)
+			}
+			if r := mustExec(t, watch, "cat /tmp/runs"); r.Stdout != "run\n" {
+				t.Errorf("the command ran %d times", strings.Count(r.Stdout, "run"))
+			}
+			if n == 0 {
+				t.Error("no connection was cut")
+			}
+		})
+	}
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
 // startSandboxWith starts a sandbox from c in the test namespace and stops it when the test ends.
 func startSandboxWith(t *testing.T, c *podsandbox.Client, image string, opts ...podsandbox.Option) *podsandbox.KubernetesPodSandbox {
 	t.Helper()
@@ -225,11 +299,11 @@ type drillResult struct {
 
 // startDrillCommand runs cmd on sb in the background and returns once watch shows file, which cmd
 // creates first: from then on the command runs, and a fault hits it mid-command.
-func startDrillCommand(ctx context.Context, t *testing.T, sb, watch podsandbox.Sandbox, cmd, file string) <-chan drillResult {
+func startDrillCommand(ctx context.Context, t *testing.T, sb, watch podsandbox.Sandbox, cmd, file string, opts ...podsandbox.ExecOption) <-chan drillResult {
 	t.Helper()
 	done := make(chan drillResult, 1)
 	go func() {
-		r, err := sb.Execute(ctx, cmd)
+		r, err := sb.Execute(ctx, cmd, opts...)
 		done <- drillResult{r, err}
 	}()
 	deadline := time.Now().Add(time.Minute)

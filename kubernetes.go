@@ -695,6 +695,11 @@ func (s *KubernetesPodSandbox) Execute(ctx context.Context, command string, opts
 	if c.Dir != "" {
 		c.Dir = s.resolve(c.Dir)
 	}
+	if c.Reattach || c.RequestID != "" {
+		resp, err = s.executeReattach(ctx, command, c)
+		s.Touch()
+		return resp, err
+	}
 	tr, err := s.transportFor()
 	if err != nil {
 		return nil, err

@@ -117,7 +117,9 @@ const (
 )
 
 // procLaunch makes the process's directory and starts the supervisor in a session of its own,
-// then waits until the command has started. Its data arrives as environment values: PSBX_ID,
+// then waits until the command has started. The supervisor is the child of a subshell that exits
+// at once, so it belongs to no process tree of the call: a call cut off and killed after this
+// point (a lost connection, a cancel) no longer reaches it, and a retry with the same id finds it. Its data arrives as environment values: PSBX_ID,
 // PSBX_CMD, PSBX_MAX (bytes per stream), and PSBX_SUP (procSupervisor; constant text).
 const procLaunch = `for t in setsid mkfifo cat wc; do
   command -v "$t" >/dev/null 2>&1 || { echo "the image has no $t, which background processes need" >&2; exit 97; }
@@ -128,7 +130,7 @@ umask 077
 mkdir -p "$r" || exit 98
 mkdir "$d" 2>/dev/null || { echo "process id $PSBX_ID is taken" >&2; exit 96; }
 printf '%s' "$PSBX_CMD" > "$d/cmd" || exit 98
-PSBX_UMASK=$um setsid /bin/sh -c "$PSBX_SUP" psbx-proc "$d" </dev/null >/dev/null 2>&1 &
+(PSBX_UMASK=$um setsid /bin/sh -c "$PSBX_SUP" psbx-proc "$d" </dev/null >/dev/null 2>&1 &)
 i=0
 until [ -e "$d/pgid" ]; do
   if [ -e "$d/exit" ]; then break; fi
@@ -200,11 +202,24 @@ const procRecord = `rec() {
 }
 `
 
-// procPeek prints the record of process $1, then up to $4 bytes of stdout from offset $2 and of
-// stderr from offset $3, each as "outdata=N" (or "errdata=N"), a newline, and N bytes. The files
+// procPeek waits up to $5 seconds for output past offset $2 of stdout or $3 of stderr, or for the
+// process to end, then prints the record of process $1 and up to $4 bytes of stdout from offset $2
+// and of stderr from offset $3, each as "outdata=N" (or "errdata=N"), a newline, and N bytes. The files
 // only grow, so the N bytes counted are there to read.
 const procPeek = procRecord + `d=` + processRoot + `/$1
 [ -e "$d/cmd" ] || exit 3
+i=0
+while [ "$i" -lt $(($5 * 10)) ] && [ ! -e "$d/exit" ]; do
+  n=0; [ -e "$d/out" ] && n=$(($(wc -c < "$d/out")))
+  [ "$n" -gt "$2" ] && break
+  n=0; [ -e "$d/err" ] && n=$(($(wc -c < "$d/err")))
+  [ "$n" -gt "$3" ] && break
+  read -r sp < "$d/spid" 2>/dev/null || break
+  read -r l < "/proc/$sp/stat" 2>/dev/null || break
+  case ${l##*) } in Z*|X*) break;; esac
+  i=$((i+1))
+  sleep 0.1 2>/dev/null || { sleep 1; i=$((i+9)); }
+done
 rec "$d"
 for s in out err; do
   if [ "$s" = out ]; then o=$2; else o=$3; fi
@@ -292,25 +307,40 @@ func (s *KubernetesPodSandbox) StartProcess(ctx context.Context, command string,
 			return nil, fmt.Errorf("%w: env name %q: the PSBX_ prefix is the supervisor's", ErrInvalidArgument, k)
 		}
 	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	id := "p-" + hex.EncodeToString(b[:])
-	env := map[string]string{"PSBX_ID": id, "PSBX_CMD": command, "PSBX_MAX": strconv.Itoa(c.OutputLimit), "PSBX_SUP": procSupervisor}
-	for k, v := range c.Env {
-		env[k] = v
-	}
-	ex := []ExecOption{WithExecEnv(env), WithTimeout(time.Minute)}
-	if c.Dir != "" {
-		ex = append(ex, WithDir(c.Dir))
-	}
-	r, err := s.Execute(ctx, procLaunch, ex...)
-	if err != nil {
-		return nil, fmt.Errorf("podsandbox: starting a background process: %w", err)
-	}
-	if err := procExit(r, ""); err != nil {
+	id := newProcessID()
+	if err := s.startProcess(ctx, id, command, c.Env, c.Dir, c.OutputLimit); err != nil {
 		return nil, err
 	}
 	return &Process{sb: s, id: id}, nil
+}
+
+func newProcessID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return "p-" + hex.EncodeToString(b[:])
+}
+
+// errTimedOut is the cause of a reattaching call's context when its timeout fires.
+var errTimedOut = errors.New("command timed out")
+
+// errProcIDTaken: a process with the id exists already.
+var errProcIDTaken = errors.New("process id is taken")
+
+// startProcess starts command as process id. dir is resolved already.
+func (s *KubernetesPodSandbox) startProcess(ctx context.Context, id, command string, userEnv map[string]string, dir string, limit int) error {
+	env := map[string]string{"PSBX_ID": id, "PSBX_CMD": command, "PSBX_MAX": strconv.Itoa(limit), "PSBX_SUP": procSupervisor}
+	for k, v := range userEnv {
+		env[k] = v
+	}
+	ex := []ExecOption{WithExecEnv(env), WithTimeout(time.Minute)}
+	if dir != "" {
+		ex = append(ex, WithDir(dir))
+	}
+	r, err := s.Execute(ctx, procLaunch, ex...)
+	if err != nil {
+		return fmt.Errorf("podsandbox: starting a background process: %w", err)
+	}
+	return procExit(r, id)
 }
 
 // Process returns a handle on the background process id, which must exist in the sandbox (an
@@ -360,10 +390,18 @@ func (p *Process) Status(ctx context.Context) (ProcessStatus, error) {
 // ReadOutput reads up to max bytes of each of stdout and stderr from at, with the status as it
 // was just before. A read that returns no bytes while Status.OutputDone is true is the end.
 func (p *Process) ReadOutput(ctx context.Context, at Cursor, max int) (ProcessOutput, error) {
+	return p.readOutput(ctx, at, max, 0)
+}
+
+// readOutput is ReadOutput that first waits up to wait seconds, in the pod, for output past at or
+// for the process to end: a follower's poll that costs one call per burst of output, not one per
+// interval.
+func (p *Process) readOutput(ctx context.Context, at Cursor, max, wait int) (ProcessOutput, error) {
 	if at.Stdout < 0 || at.Stderr < 0 || max < 0 {
 		return ProcessOutput{}, fmt.Errorf("%w: cursor %+v, max %d", ErrInvalidArgument, at, max)
 	}
-	r, err := p.call(ctx, procPeek, 30*time.Second, strconv.FormatInt(at.Stdout, 10), strconv.FormatInt(at.Stderr, 10), strconv.Itoa(max))
+	r, err := p.call(ctx, procPeek, time.Duration(wait)*time.Second+30*time.Second,
+		strconv.FormatInt(at.Stdout, 10), strconv.FormatInt(at.Stderr, 10), strconv.Itoa(max), strconv.Itoa(wait))
 	if err != nil {
 		return ProcessOutput{}, err
 	}
@@ -399,40 +437,52 @@ func (p *Process) ReadOutput(ctx context.Context, at Cursor, max int) (ProcessOu
 // returns the last status and where it stopped, so a later Follow or ReadOutput can go on from
 // there.
 func (p *Process) Follow(ctx context.Context, at Cursor, stdout, stderr io.Writer) (ProcessStatus, Cursor, error) {
-	const chunk = 1 << 20
-	delay := 50 * time.Millisecond
-	for {
-		o, err := p.ReadOutput(ctx, at, chunk)
-		if err != nil {
-			return o.Status, at, err
-		}
+	return p.follow(ctx, at, func(o ProcessOutput) error {
 		for _, w := range []struct {
 			w    io.Writer
 			data []byte
 		}{{stdout, o.Stdout}, {stderr, o.Stderr}} {
 			if w.w != nil && len(w.data) > 0 {
 				if _, err := w.w.Write(w.data); err != nil {
-					return o.Status, at, err
+					return err
 				}
+			}
+		}
+		return nil
+	})
+}
+
+// followWait is how long one poll of a follower waits in the pod for output.
+const followWait = 10
+
+// follow hands each read with output to f until the process has ended and its output is read.
+func (p *Process) follow(ctx context.Context, at Cursor, f func(ProcessOutput) error) (ProcessStatus, Cursor, error) {
+	const chunk = 1 << 20
+	wait := 0 // the first read returns what is there at once
+	for {
+		o, err := p.readOutput(ctx, at, chunk, wait)
+		if err != nil {
+			return o.Status, at, err
+		}
+		if len(o.Stdout)+len(o.Stderr) > 0 {
+			if err := f(o); err != nil {
+				return o.Status, at, err
 			}
 		}
 		at = o.Next
 		switch {
-		case len(o.Stdout)+len(o.Stderr) > 0:
-			delay = 50 * time.Millisecond
-			continue
-		case o.Status.State != ProcessRunning:
-			// Exited (or lost) and drained. The supervisor records the exit only after the output
-			// ended or a child the command left behind held it 2 s more; what such a child writes
-			// later is there for ReadOutput, but Follow's job ends with the command.
+		case len(o.Stdout)+len(o.Stderr) == chunk*2 || len(o.Stdout) == chunk || len(o.Stderr) == chunk:
+			wait = 0 // more is waiting
+		case o.Status.State != ProcessRunning && len(o.Stdout)+len(o.Stderr) == 0:
+			// Ended (or lost) and drained. The supervisor records the exit only after the output
+			// ended, or after a child the command left behind held it 2 s more; what such a child
+			// writes later is there for ReadOutput, but Follow's job ends with the command.
 			return o.Status, at, nil
+		case o.Status.State != ProcessRunning:
+			wait = 0 // read the rest
+		default:
+			wait = followWait
 		}
-		select {
-		case <-ctx.Done():
-			return o.Status, at, ctx.Err()
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, 500*time.Millisecond)
 	}
 }
 
@@ -519,7 +569,7 @@ func procExit(r *ExecuteResponse, id string) error {
 	case procNoTool:
 		return fmt.Errorf("%w: %s", ErrUnsupportedImage, msg)
 	case procIDTaken:
-		return fmt.Errorf("%w: %s", ErrInvalidArgument, msg)
+		return fmt.Errorf("%w: %w: %s", ErrInvalidArgument, errProcIDTaken, id)
 	}
 	return fmt.Errorf("podsandbox: background process script exited %d: %s", r.ExitCode, msg)
 }
@@ -607,3 +657,166 @@ func readProcRecord(br *bufio.Reader) (ProcessStatus, error) {
 		}
 	}
 }
+
+// reattachPatience is how long a call made WithReattach keeps trying while every call to the pod
+// fails with a transport error (an API server restart takes seconds to a minute).
+const reattachPatience = time.Minute
+
+// executeReattach is Execute for WithReattach and WithRequestID: the command runs as a background
+// process, and the call follows it by cursor, so a lost connection costs a retry of one read.
+func (s *KubernetesPodSandbox) executeReattach(ctx context.Context, command string, c ExecConfig) (*ExecuteResponse, error) {
+	if c.Stdin != nil {
+		return nil, fmt.Errorf("%w: WithStdin cannot be combined with WithReattach or WithRequestID: write the input to a file and redirect it", ErrInvalidArgument)
+	}
+	id, own := c.RequestID, c.RequestID == ""
+	if own {
+		id = newProcessID()
+	} else if !processID.MatchString(id) {
+		return nil, fmt.Errorf("%w: request id %q: want [a-z0-9][a-z0-9-]*, at most 63 bytes", ErrInvalidArgument, id)
+	}
+	p := &Process{sb: s, id: id}
+	fctx, cancel := context.WithTimeoutCause(ctx, c.Timeout, errTimedOut)
+	defer cancel()
+	// end kills the process, and removes it when the id is ours, even after the caller gave up.
+	end := func() {
+		kctx, kcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer kcancel()
+		if own {
+			_ = p.Remove(kctx)
+		} else {
+			_ = p.Kill(kctx)
+		}
+	}
+
+	// Start, retrying while the connection fails: the id makes a retry safe, since a start that
+	// went through before its answer was lost leaves the id taken.
+	var failing time.Time
+	for {
+		err := s.startProcess(fctx, id, command, c.Env, c.Dir, max(c.OutputLimit+1, DefaultProcessOutputLimit))
+		if errors.Is(err, errProcIDTaken) {
+			var st ProcessStatus
+			if st, err = p.Status(fctx); err == nil && st.Command != command {
+				return nil, fmt.Errorf("%w: request id %s was used for another command", ErrInvalidArgument, id)
+			}
+		}
+		if err == nil {
+			break
+		}
+		if err := reattachRetry(fctx, err, &failing); err != nil {
+			if ctx.Err() == nil && errors.Is(context.Cause(fctx), errTimedOut) {
+				end() // it may have started after all
+			}
+			return nil, err
+		}
+	}
+
+	out := cappedBuffer{limit: c.OutputLimit}
+	errb := cappedBuffer{limit: c.OutputLimit}
+	both := cappedBuffer{limit: c.OutputLimit}
+	collect := func(o ProcessOutput) error {
+		for _, w := range []struct {
+			stream *cappedBuffer
+			user   io.Writer
+			data   []byte
+		}{{&out, c.Stdout, o.Stdout}, {&errb, c.Stderr, o.Stderr}} {
+			if len(w.data) > 0 {
+				w.stream.Write(w.data)
+				both.Write(w.data)
+				if w.user != nil {
+					if _, err := w.user.Write(w.data); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		return nil
+	}
+	at, timedOut := Cursor{}, false
+	failing = time.Time{}
+	for {
+		st, next, err := p.follow(fctx, at, collect)
+		if next != at {
+			failing = time.Time{} // progress: the pod answers
+		}
+		at = next
+		if err == nil {
+			if st.State == ProcessLost {
+				return nil, fmt.Errorf("%w: the supervisor of %s died without recording the command's exit code (the command had started)", ErrOutputIncomplete, id)
+			}
+			res := &ExecuteResponse{Stdout: out.String(), Stderr: errb.String(), Output: both.String(), ExitCode: st.ExitCode,
+				Truncated: out.truncated || errb.truncated || both.truncated || st.StdoutTruncated || st.StderrTruncated}
+			if timedOut {
+				res.ExitCode, res.TimedOut = TimeoutExitCode, true
+			}
+			if own {
+				end()
+			}
+			return res, nil
+		}
+		if !timedOut && ctx.Err() == nil && errors.Is(context.Cause(fctx), errTimedOut) {
+			// The timeout: kill the group, then read what is left.
+			timedOut = true
+			kctx, kcancel := context.WithTimeout(ctx, 30*time.Second)
+			_ = p.Kill(kctx)
+			kcancel()
+			rest, restCancel := context.WithTimeout(ctx, 30*time.Second)
+			defer restCancel() // once: timedOut is set
+			fctx = rest
+			continue
+		}
+		if rerr := reattachRetry(fctx, err, &failing); rerr != nil {
+			if ctx.Err() != nil {
+				end() // cancelled: like Execute, do not leave the command running
+			}
+			if errors.Is(rerr, ErrSandboxGone) {
+				return nil, fmt.Errorf("%w (the command had started as %s)", rerr, id)
+			}
+			return nil, rerr
+		}
+	}
+}
+
+// reattachRetry decides whether a reattaching call tries again after err: it waits a little and
+// returns nil for a transport error, for up to reattachPatience of failures in a row, and returns
+// the error to give up with otherwise.
+func reattachRetry(ctx context.Context, err error, failing *time.Time) error {
+	switch {
+	case ctx.Err() != nil:
+		if errors.Is(context.Cause(ctx), errTimedOut) {
+			return fmt.Errorf("podsandbox: timed out while the sandbox did not answer: %w", err)
+		}
+		return ctx.Err()
+	case errors.Is(err, ErrSandboxGone), errors.Is(err, ErrInvalidArgument), errors.Is(err, ErrNoProcess),
+		errors.Is(err, ErrStopped), errors.Is(err, ErrNotStarted), errors.Is(err, ErrUnsupportedImage),
+		errors.Is(err, ErrUnauthorized):
+		return err
+	}
+	if failing.IsZero() {
+		*failing = time.Now()
+	} else if time.Since(*failing) > reattachPatience {
+		return fmt.Errorf("podsandbox: the sandbox did not answer for %s: %w", reattachPatience, err)
+	}
+	select {
+	case <-ctx.Done():
+		return reattachRetry(ctx, err, failing)
+	case <-time.After(500 * time.Millisecond):
+		return nil
+	}
+}
+
+// cappedBuffer keeps the first limit bytes written to it and notes whether more came.
+type cappedBuffer struct {
+	b         bytes.Buffer
+	limit     int
+	truncated bool
+}
+
+func (c *cappedBuffer) Write(p []byte) {
+	if room := c.limit - c.b.Len(); room < len(p) {
+		c.truncated = true
+		p = p[:max(room, 0)]
+	}
+	c.b.Write(p)
+}
+
+func (c *cappedBuffer) String() string { return c.b.String() }

@@ -197,4 +197,61 @@ var processCases = []struct {
 			mustExec(t, sb, `kill -9 $(cat kid)`, podsandbox.WithDir(dir))
 		}
 	}},
+	{"Execute WithReattach and WithRequestID: same results, once per id", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, dir string) {
+		ctx := ctxT(t, 2*time.Minute)
+		// Each command names dir, to tell its process from the other cases' (they run in parallel).
+		tag := fmt.Sprintf(": %q; ", dir)
+		r, err := sb.Execute(ctx, tag+"echo out; echo err >&2; printf '%s' \"$V\"; exit 3", podsandbox.WithReattach(),
+			podsandbox.WithExecEnv(map[string]string{"V": "x y"}), podsandbox.WithDir(dir))
+		if err != nil || r.Stdout != "out\nx y" || r.Stderr != "err\n" || r.ExitCode != 3 || r.Truncated || r.TimedOut ||
+			len(r.Output) != len(r.Stdout)+len(r.Stderr) {
+			t.Errorf("WithReattach: %+v, %v", r, err)
+		}
+		r, err = sb.Execute(ctx, tag+"head -c 100 /dev/zero | tr '\\0' a", podsandbox.WithReattach(), podsandbox.WithOutputLimit(10))
+		if err != nil || r.Stdout != "aaaaaaaaaa" || !r.Truncated {
+			t.Errorf("WithReattach, output limit 10: %+v, %v", r, err)
+		}
+		start := time.Now()
+		r, err = sb.Execute(ctx, tag+fmt.Sprintf("echo started; sleep 300 & echo $! > %q/kid; sleep 302", dir), podsandbox.WithReattach(), podsandbox.WithTimeout(2*time.Second))
+		if err != nil || !r.TimedOut || r.ExitCode != podsandbox.TimeoutExitCode || r.Stdout != "started\n" || time.Since(start) > 20*time.Second {
+			t.Errorf("WithReattach, timeout: %+v, %v after %s", r, err, time.Since(start))
+		}
+		assertDead(t, sb, dir+"/kid")
+		list, err := sb.Processes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range list {
+			if strings.HasPrefix(p.Command, tag) {
+				t.Errorf("process %+v is left: a call WithReattach removes its own", p)
+			}
+		}
+		// A request id: the second call returns the first's result without running it again.
+		rid := fmt.Sprintf("req-%d", time.Now().UnixNano())
+		cmd := "echo run >> runs; echo hi"
+		for i := range 2 {
+			r, err := sb.Execute(ctx, cmd, podsandbox.WithRequestID(rid), podsandbox.WithDir(dir))
+			if err != nil || r.Stdout != "hi\n" || r.ExitCode != 0 {
+				t.Errorf("call %d with request id: %+v, %v", i, r, err)
+			}
+		}
+		if r := mustExec(t, sb, "cat runs", podsandbox.WithDir(dir)); r.Stdout != "run\n" {
+			t.Errorf("the command ran %d times for one request id", strings.Count(r.Stdout, "run"))
+		}
+		if _, err := sb.Execute(ctx, "echo other", podsandbox.WithRequestID(rid)); !errors.Is(err, podsandbox.ErrInvalidArgument) {
+			t.Errorf("another command with a used request id: %v, want ErrInvalidArgument", err)
+		}
+		for _, bad := range []podsandbox.ExecOption{podsandbox.WithRequestID("../x"), podsandbox.WithStdin(strings.NewReader("x"))} {
+			if _, err := sb.Execute(ctx, "true", podsandbox.WithReattach(), bad); !errors.Is(err, podsandbox.ErrInvalidArgument) {
+				t.Errorf("bad option: %v, want ErrInvalidArgument", err)
+			}
+		}
+		p, err := sb.Process(ctx, rid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Remove(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}},
 }

@@ -167,6 +167,10 @@ type ExecConfig struct {
 	Stderr      io.Writer
 	Env         map[string]string
 	Dir         string
+	// RequestID, when set, runs the command as the background process of that id (see
+	// WithRequestID); Reattach does the same with a fresh id (WithReattach).
+	RequestID string
+	Reattach  bool
 }
 
 // WithTimeout bounds the command; on expiry its whole process group is killed and the response has
@@ -191,6 +195,25 @@ func WithExecEnv(env map[string]string) ExecOption { return func(c *ExecConfig) 
 
 // WithDir runs the command in dir (relative to the work dir) instead of the work dir.
 func WithDir(dir string) ExecOption { return func(c *ExecConfig) { c.Dir = dir } }
+
+// WithReattach makes the call survive a lost connection: the command runs under the
+// background-process supervisor (see KubernetesPodSandbox.StartProcess), and when the connection
+// breaks mid-command the call reconnects and goes on reading where it was, so it returns the
+// complete result and never runs the command twice. It costs a few calls more than a plain
+// Execute (each with its own round trip), so it is for commands that must not be lost or
+// repeated. Differences: no WithStdin; Output holds stdout and stderr in the order the client read
+// them, not byte for byte in arrival order; the pod keeps at most
+// max(output limit+1, DefaultProcessOutputLimit) bytes of each stream, so a WithStdout writer sees
+// at most that much. The process is removed when the call returns.
+func WithReattach() ExecOption { return func(c *ExecConfig) { c.Reattach = true } }
+
+// WithRequestID is WithReattach with an id of the caller's ([a-z0-9][a-z0-9-]*, at most 63
+// bytes), which makes a retry safe across a crash of the caller too: an Execute with an id that
+// already ran returns that run's result (its output replayed to the writers) instead of running
+// the command again, and one whose command still runs waits for it. The process is kept after the
+// call (for later retries); remove it with Process(ctx, id) and Remove when no retry can come.
+// Reusing an id for another command is refused.
+func WithRequestID(id string) ExecOption { return func(c *ExecConfig) { c.RequestID = id } }
 
 // ResolveExecOptions applies opts over the defaults.
 func ResolveExecOptions(opts ...ExecOption) ExecConfig {
