@@ -6,9 +6,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/url"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -316,4 +319,68 @@ func startDrillCommand(ctx context.Context, t *testing.T, sb, watch podsandbox.S
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// TestDrillCallerKilled: the process that called Execute WithRequestID is killed with SIGKILL
+// mid-command; a fresh caller (this test) that repeats the call with the same request id gets the
+// complete result, and the command has run once.
+func TestDrillCallerKilled(t *testing.T) {
+	env := e2e.Env(t)
+	for _, tc := range []struct {
+		name  string
+		image string
+		opts  []podsandbox.Option
+	}{
+		{"http-podip", e2e.ImageServer, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeHTTP), podsandbox.WithReach(podsandbox.ReachPodIP)}},
+		{"api-exec", e2e.ImageBusybox, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			sb := startSandbox(t, tc.image, tc.opts...)
+			ctx := ctxT(t, 2*time.Minute)
+			rid := "drill-" + strings.ToLower(tc.name)
+			child := exec.Command(os.Args[0], "-test.run=^$")
+			child.Env = append(os.Environ(), "PODSANDBOX_CALLER_CHILD="+env.Namespace, "KUBECONFIG="+env.Kubeconfig,
+				"CALLER_SANDBOX="+sb.ID(), "CALLER_REQUEST="+rid, "CALLER_COMMAND="+callerCommand)
+			child.Stdout, child.Stderr = os.Stderr, os.Stderr
+			if err := child.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = child.Process.Kill(); _ = child.Wait() })
+			waitFor(t, "the child's command to start", time.Minute, func() bool {
+				ok, _ := sb.Exists(ctx, "/tmp/caller.started")
+				return ok
+			})
+			if err := child.Process.Kill(); err != nil { // SIGKILL, mid-command: no cleanup of any kind
+				t.Fatal(err)
+			}
+			_ = child.Wait()
+			r, err := sb.Execute(ctx, callerCommand, podsandbox.WithRequestID(rid))
+			if err != nil || r.Stdout != "started\nfinished\n" || r.ExitCode != 0 {
+				t.Errorf("the retry after the caller's death: %+v, %v; want the complete result", r, err)
+			}
+			if r := mustExec(t, sb, "cat /tmp/caller.runs"); r.Stdout != "run\n" {
+				t.Errorf("the command ran %d times", strings.Count(r.Stdout, "run"))
+			}
+		})
+	}
+}
+
+const callerCommand = `echo run >> /tmp/caller.runs; echo started; touch /tmp/caller.started; sleep 3; echo finished`
+
+// callerChild runs in the child process of TestDrillCallerKilled: it attaches to the sandbox and
+// runs the command with the request id, until it is killed.
+func callerChild(ns string) {
+	cfg, err := podsandbox.LoadConfig(os.Getenv("KUBECONFIG"), nil)
+	if err == nil {
+		var c *podsandbox.Client
+		if c, err = podsandbox.NewClient(cfg); err == nil {
+			var sb *podsandbox.KubernetesPodSandbox
+			if sb, err = c.Attach(context.Background(), ns, os.Getenv("CALLER_SANDBOX")); err == nil {
+				_, err = sb.Execute(context.Background(), os.Getenv("CALLER_COMMAND"), podsandbox.WithRequestID(os.Getenv("CALLER_REQUEST")))
+			}
+		}
+	}
+	fmt.Println("caller child: not killed in time:", err)
+	os.Exit(1)
 }

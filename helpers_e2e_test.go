@@ -41,6 +41,9 @@ func TestMain(m *testing.M) {
 	if ns := os.Getenv("PODSANDBOX_REAPER_CHILD"); ns != "" {
 		reaperChild(ns) // the child process of TestReaperAfterSIGKILL; never returns
 	}
+	if ns := os.Getenv("PODSANDBOX_CALLER_CHILD"); ns != "" {
+		callerChild(ns) // the child process of TestDrillCallerKilled; never returns
+	}
 	bin, err := e2e.BuildAgent()
 	if err == nil {
 		testAgent, err = podsandbox.NewAgent(bin)
