@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help build unit e2e test lint images cluster-up cluster-down kind-up demo bench kwok-up kwok-down scale
+.PHONY: help build unit e2e chaos test lint images cluster-up cluster-down kind-up demo bench kwok-up kwok-down scale
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -19,6 +19,9 @@ unit: ## unit tests (go test -race) of every module
 
 e2e: ## e2e tests only, against the running cluster (make cluster-up first)
 	hack/test.sh e2e
+
+chaos: ## the fault drills only, against the running cluster (make test runs them too)
+	hack/test.sh chaos
 
 lint: ## go vet and gofmt
 	hack/lint.sh

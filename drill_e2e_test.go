@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -22,78 +21,24 @@ import (
 
 	"github.com/podsandbox/podsandbox"
 	"github.com/podsandbox/podsandbox/internal/e2e"
+	"github.com/podsandbox/podsandbox/internal/faultproxy"
 )
 
-// cutProxy is a TCP proxy on loopback between a client and the API server: cut closes every
-// connection through it at once, as a load balancer or a network fault does. New connections
-// are accepted as before.
-type cutProxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	conns  map[net.Conn]bool
-	wg     sync.WaitGroup
-}
-
-func startCutProxy(t *testing.T, target string) *cutProxy {
+// startCutProxy starts a loopback proxy to target that the test closes when it ends.
+func startCutProxy(t *testing.T, target string) *faultproxy.Proxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := faultproxy.Start(target)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &cutProxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
-	p.wg.Go(p.accept)
-	t.Cleanup(func() {
-		_ = ln.Close()
-		p.cut()
-		p.wg.Wait()
-	})
+	t.Cleanup(func() { _ = p.Close() })
 	return p
 }
 
-func (p *cutProxy) accept() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		up, err := net.Dial("tcp", p.target)
-		if err != nil {
-			_ = c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns[c], p.conns[up] = true, true
-		p.mu.Unlock()
-		pipe := func(dst, src net.Conn) {
-			_, _ = io.Copy(dst, src)
-			_ = dst.Close()
-			_ = src.Close()
-			p.mu.Lock()
-			delete(p.conns, dst)
-			delete(p.conns, src)
-			p.mu.Unlock()
-		}
-		p.wg.Go(func() { pipe(up, c) })
-		p.wg.Go(func() { pipe(c, up) })
-	}
-}
-
-// cut closes every open connection and returns how many there were.
-func (p *cutProxy) cut() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := len(p.conns)
-	for c := range p.conns {
-		_ = c.Close()
-	}
-	return n
-}
-
 // configVia is cfg with its API server reached through p.
-func configVia(t *testing.T, cfg *rest.Config, p *cutProxy) *rest.Config {
+func configVia(t *testing.T, cfg *rest.Config, p *faultproxy.Proxy) *rest.Config {
 	out := rest.CopyConfig(cfg)
-	out.Host = "https://" + p.ln.Addr().String()
+	out.Host = "https://" + p.Addr()
 	return out
 }
 
@@ -131,7 +76,7 @@ func TestDrillStreamCut(t *testing.T) {
 
 			ctx := ctxT(t, 2*time.Minute)
 			done := startDrillCommand(ctx, t, sb, watch, "echo $$ > /tmp/drill.pid; echo started; exec sleep 60", "/tmp/drill.pid")
-			n := p.cut()
+			n := p.Cut()
 			t0 := time.Now()
 			var res drillResult
 			select {
@@ -190,9 +135,9 @@ func TestDrillStreamCutReattach(t *testing.T) {
 			var streamed bytes.Buffer
 			cmd := `echo run >> /tmp/runs; echo started; touch /tmp/drill.started; sleep 2; echo middle >&2; sleep 2; echo finished; exit 7`
 			done := startDrillCommand(ctx, t, sb, watch, cmd, "/tmp/drill.started", podsandbox.WithReattach(), podsandbox.WithStdout(&lockedWriter{w: &streamed}))
-			n := p.cut()
+			n := p.Cut()
 			time.Sleep(2500 * time.Millisecond)
-			n += p.cut()
+			n += p.Cut()
 			var res drillResult
 			select {
 			case res = <-done:

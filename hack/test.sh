@@ -4,6 +4,8 @@
 #                       started and, at the end, stopped again, also on failure); then the e2e tests
 #   hack/test.sh unit   unit tests only: go test -race ./... in every module (root, adapters/)
 #   hack/test.sh e2e    e2e tests only, against the running cluster (KUBECONFIG or .cluster/kubeconfig)
+#   hack/test.sh chaos  the fault drills only (TestDrill*: cut streams, deleted pods, killed callers),
+#                       against the running cluster; `hack/test.sh` and `e2e` run them with the rest
 # The e2e tests are the files with //go:build e2e; only their packages run with -tags e2e.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,6 +66,10 @@ e2e() {
 
 case "${1:-all}" in
   unit) unit ;;
+  chaos)
+    say "fault drills: go test -race -tags e2e -run TestDrill ."
+    go test -race -tags e2e -count=1 -timeout 20m -run 'TestDrill' .
+    ;;
   e2e)
     trap 'rc=$?; kwok_down || rc=1; exit $rc' EXIT
     e2e
