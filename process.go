@@ -117,103 +117,150 @@ const (
 )
 
 // procLaunch makes the process's directory and starts the supervisor in a session of its own,
-// then waits until the command has started. The supervisor is the child of a subshell that exits
-// at once, so it belongs to no process tree of the call: a call cut off and killed after this
-// point (a lost connection, a cancel) no longer reaches it, and a retry with the same id finds it. Its data arrives as environment values: PSBX_ID,
-// PSBX_CMD, PSBX_MAX (bytes per stream), and PSBX_SUP (procSupervisor; constant text).
+// then waits until the command has started: the supervisor writes a line to the FIFO "ready",
+// which this script holds open for reading and writing, so neither side blocks on the other's
+// open (a watchdog writes to it after 20 s, should the supervisor never come). The supervisor is
+// the child of a subshell that exits at once, so it belongs to no process tree of the call: a
+// call cut off and killed after this point (a lost connection, a cancel) no longer reaches it,
+// and a retry with the same id finds it. The data arrives as environment values: PSBX_ID,
+// PSBX_CMD, PSBX_MAX (bytes per stream), and PSBX_SUP (procSupervisor; constant text). The size
+// of the shell's ulimit -f block (512 bytes, or 1024 where /bin/sh is bash) is measured once per
+// pod and kept in the root's "unit" file.
 const procLaunch = `for t in setsid mkfifo cat wc; do
   command -v "$t" >/dev/null 2>&1 || { echo "the image has no $t, which background processes need" >&2; exit 97; }
 done
 r=` + processRoot + ` d=` + processRoot + `/$PSBX_ID
 um=$(umask)
 umask 077
-mkdir -p "$r" || exit 98
+[ -d "$r" ] || mkdir -p "$r" || exit 98
 mkdir "$d" 2>/dev/null || { echo "process id $PSBX_ID is taken" >&2; exit 96; }
-printf '%s' "$PSBX_CMD" > "$d/cmd" || exit 98
-(PSBX_UMASK=$um setsid /bin/sh -c "$PSBX_SUP" psbx-proc "$d" </dev/null >/dev/null 2>&1 &)
-i=0
-until [ -e "$d/pgid" ]; do
-  if [ -e "$d/exit" ]; then break; fi
-  i=$((i+1))
-  if [ "$i" -gt 400 ]; then echo "the supervisor did not start the command within 20 s" >&2; exit 98; fi
-  sleep 0.05 2>/dev/null || sleep 1
-done
+if [ ! -s "$r/unit" ]; then
+  (ulimit -f 1; trap '' XFSZ; cat /dev/zero > "$d/unit") 2>/dev/null
+  wc -c < "$d/unit" > "$r/unit"
+fi
+read -r u < "$r/unit"
+[ "$u" -gt 0 ] 2>/dev/null || u=512
+printf '%s' "$PSBX_CMD" > "$d/cmd" && : > "$d/out" && : > "$d/err" && mkfifo "$d/ready" "$d/out.fifo" "$d/err.fifo" || exit 98
+exec 3<> "$d/ready"
+(PSBX_UMASK=$um PSBX_BLOCKS=$(((PSBX_MAX + u - 1) / u)) setsid /bin/sh -c "$PSBX_SUP" psbx-proc "$d" </dev/null >/dev/null 2>&1 3>&- &)
+(sleep 20; echo timeout >&3) >/dev/null 2>&1 &
+w=$!
+read -r x <&3
+kill "$w" 2>/dev/null
+[ "$x" = ok ] || { echo "the supervisor did not start the command within 20 s" >&2; exit 98; }
 exit 0`
 
 // procSupervisor runs the command ($PSBX_CMD) with its output through two FIFOs into files capped
-// with ulimit -f (a reader that reaches the cap fails with EFBIG, then counts and drops the rest,
-// so the command never sees a broken pipe). It records the exit code once the command has exited
-// and both streams reached end of file, or 2 s later when a child the command left holds them.
-const procSupervisor = `d=$1 c=$PSBX_CMD max=$PSBX_MAX um=$PSBX_UMASK
-unset PSBX_CMD PSBX_MAX PSBX_UMASK PSBX_ID PSBX_SUP
+// with ulimit -f (a reader that reaches the cap fails with EFBIG, marks the stream cut, and reads
+// and drops the rest, so the command never sees a broken pipe). Once the command has exited and both streams reached
+// end of file, or 2 s later when a child the command left holds them (a watchdog's USR1 ends the
+// wait for the readers), it writes "CODE ENDTIME" to "exit" in one write: a reader takes an
+// empty file for no exit yet.
+const procSupervisor = `d=$1 c=$PSBX_CMD b=$PSBX_BLOCKS um=$PSBX_UMASK
+unset PSBX_CMD PSBX_MAX PSBX_UMASK PSBX_ID PSBX_SUP PSBX_BLOCKS
 echo $$ > "$d/spid"
-mkfifo "$d/out.fifo" "$d/err.fifo" || { echo 127 > "$d/exit"; exit 1; }
-(ulimit -f 1; trap '' XFSZ; cat /dev/zero > "$d/unit") 2>/dev/null
-u=$(($(wc -c < "$d/unit")))
-rm -f "$d/unit"
-[ "$u" -gt 0 ] || u=512
-b=$(((max + u - 1) / u))
+readers=
 for s in out err; do
   (ulimit -f "$b"; trap '' XFSZ
-   { cat > "$d/$s"; r=$?; n=$(($(wc -c))); if [ "$r" != 0 ] || [ "$n" != 0 ]; then : > "$d/$s.cut"; fi; : > "$d/$s.eof"; } < "$d/$s.fifo") 2>/dev/null &
+   { cat > "$d/$s" || { : > "$d/$s.cut"; cat > /dev/null; }; : > "$d/$s.eof"; } < "$d/$s.fifo") 2>/dev/null &
+  readers="$readers $!"
 done
-date +%s > "$d/started"
 umask "$um"
 setsid /bin/sh -c "$c" sh < /dev/null > "$d/out.fifo" 2> "$d/err.fifo" &
 p=$!
 umask 077
-echo "$p" > "$d/pgid.t" && mv "$d/pgid.t" "$d/pgid"
+# The child calls setsid right after the fork: wait until its group exists (or it is gone
+# already), so that a signal sent the moment the launch returns finds it.
+i=0
+until kill -0 -"$p" 2>/dev/null; do
+  read -r l < "/proc/$p/stat" 2>/dev/null || break
+  case ${l##*) } in Z*|X*) break;; esac
+  i=$((i+1))
+  [ "$i" -gt 500 ] && break
+  sleep 0.01 2>/dev/null || sleep 1
+done
+echo "$p" > "$d/pgid"
+echo ok 1<> "$d/ready"
+date +%s > "$d/started"
 wait "$p"
 s=$?
-i=0
-while [ ! -e "$d/out.eof" ] || [ ! -e "$d/err.eof" ]; do
-  i=$((i+1))
-  [ "$i" -gt 40 ] && break
-  sleep 0.05 2>/dev/null || sleep 1
-done
-date +%s > "$d/ended"
-echo "$s" > "$d/exit.t" && mv "$d/exit.t" "$d/exit"`
+(sleep 2; kill -s USR1 $$) >/dev/null 2>&1 &
+w=$!
+trap : USR1
+wait $readers
+kill "$w" 2>/dev/null
+echo "$s $(date +%s)" > "$d/exit"`
 
 // procRecord defines rec DIR, which prints a process's record: "key=value" lines, then
-// "cmd=N", a newline, and the command's N bytes. "alive" is read before "exit", so a supervisor
-// seen dead without an exit code really died without one.
+// "cmd=N", a newline, and the command's N bytes (N is 0 unless $withcmd is set). "alive" is read
+// before "exit", so a supervisor seen dead without an exit code really died without one. It
+// leaves the stream sizes in osz and esz. It runs two processes (wc, and cat for the command):
+// the rest is shell builtins, because a follower calls it often.
 const procRecord = `rec() {
-  printf 'id=%s\n' "${1##*/}"
+  d=$1
+  printf 'id=%s\n' "${d##*/}"
   a=0
-  if [ -e "$1/spid" ]; then
-    read -r sp < "$1/spid"
-    if read -r l < "/proc/$sp/stat" 2>/dev/null; then
-      l=${l##*) }
-      case $l in Z*|X*) ;; *) a=1;; esac
-    fi
+  if read -r sp < "$d/spid" 2>/dev/null && read -r l < "/proc/$sp/stat" 2>/dev/null; then
+    case ${l##*) } in Z*|X*) ;; *) a=1;; esac
   fi
   printf 'alive=%s\n' "$a"
-  for f in pgid started ended exit; do
-    if [ -e "$1/$f" ]; then read -r v < "$1/$f"; printf '%s=%s\n' "$f" "$v"; fi
-  done
+  if read -r v < "$d/pgid" 2>/dev/null; then printf 'pgid=%s\n' "$v"; fi
+  if read -r v < "$d/started" 2>/dev/null; then printf 'started=%s\n' "$v"; fi
+  if [ -s "$d/exit" ] && read -r v < "$d/exit"; then printf 'exit=%s\n' "$v"; fi
   for s in out err; do
-    [ -e "$1/$s.cut" ] && printf '%scut=1\n' "$s"
-    [ -e "$1/$s.eof" ] && printf '%seof=1\n' "$s"
-    n=0; [ -e "$1/$s" ] && n=$(($(wc -c < "$1/$s")))
-    printf '%ssize=%s\n' "$s" "$n"
+    if [ -e "$d/$s.cut" ]; then printf '%scut=1\n' "$s"; fi
+    if [ -e "$d/$s.eof" ]; then printf '%seof=1\n' "$s"; fi
   done
-  printf 'cmd=%s\n' "$(($(wc -c < "$1/cmd")))"
-  cat "$1/cmd"
+  set -- $(wc -c "$d/cmd" "$d/out" "$d/err" 2>/dev/null)
+  osz=${3:-0} esz=${5:-0}
+  printf 'outsize=%s\nerrsize=%s\n' "$osz" "$esz"
+  if [ -n "$withcmd" ]; then printf 'cmd=%s\n' "${1:-0}"; cat "$d/cmd"; else printf 'cmd=0\n'; fi
 }
 `
 
 // procPeek waits up to $5 seconds for output past offset $2 of stdout or $3 of stderr, or for the
-// process to end, then prints the record of process $1 and up to $4 bytes of stdout from offset $2
-// and of stderr from offset $3, each as "outdata=N" (or "errdata=N"), a newline, and N bytes. The files
-// only grow, so the N bytes counted are there to read.
+// process to end (polling every 10 ms for the first 200 ms, then every 100 ms), then prints the
+// record of process $1 (with its command if $6 is set), and up to $4 bytes of stdout from offset
+// $2 and of stderr from offset $3, each as "\noutdata=N" (or "errdata=N"), a newline, and N
+// bytes. The files only grow, so the N bytes counted are there to read.
 const procPeek = procRecord + `d=` + processRoot + `/$1
 [ -e "$d/cmd" ] || exit 3
+o1=$2 o2=$3 max=$4 wt=$5 withcmd=$6
+ms=0 grace=
+while [ "$ms" -lt $((wt * 1000)) ] && [ ! -s "$d/exit" ]; do
+  set -- $(wc -c "$d/out" "$d/err" 2>/dev/null)
+  if [ "${1:-0}" -gt "$o1" ] || [ "${3:-0}" -gt "$o2" ]; then
+    # Output: give the exit 30 ms to follow it, so a short command's end costs one call, not two.
+    [ -z "$grace" ] && grace=$((ms + 30))
+    [ "$ms" -ge "$grace" ] && break
+  fi
+  read -r sp < "$d/spid" 2>/dev/null || break
+  read -r l < "/proc/$sp/stat" 2>/dev/null || break
+  case ${l##*) } in Z*|X*) break;; esac
+  if [ "$ms" -lt 200 ]; then
+    sleep 0.01 2>/dev/null || { sleep 1; ms=$((ms + 990)); }
+    ms=$((ms + 10))
+  else
+    sleep 0.1 2>/dev/null || { sleep 1; ms=$((ms + 900)); }
+    ms=$((ms + 100))
+  fi
+done
+rec "$d"
+for s in out err; do
+  if [ "$s" = out ]; then o=$o1 n=$((osz - o1)); else o=$o2 n=$((esz - o2)); fi
+  [ "$n" -gt "$max" ] && n=$max
+  [ "$n" -lt 0 ] && n=0
+  printf '\n%sdata=%s\n' "$s" "$n"
+  if [ "$n" -gt 0 ]; then tail -c +$((o + 1)) "$d/$s" | head -c "$n"; fi
+done
+exit 0`
+
+// procWait waits up to $2 seconds for process $1 to exit (or its supervisor to die), then prints
+// its record.
+const procWait = procRecord + `d=` + processRoot + `/$1 withcmd=1
+[ -e "$d/cmd" ] || exit 3
 i=0
-while [ "$i" -lt $(($5 * 10)) ] && [ ! -e "$d/exit" ]; do
-  n=0; [ -e "$d/out" ] && n=$(($(wc -c < "$d/out")))
-  [ "$n" -gt "$2" ] && break
-  n=0; [ -e "$d/err" ] && n=$(($(wc -c < "$d/err")))
-  [ "$n" -gt "$3" ] && break
+while [ ! -s "$d/exit" ] && [ "$i" -lt $(($2 * 10)) ]; do
   read -r sp < "$d/spid" 2>/dev/null || break
   read -r l < "/proc/$sp/stat" 2>/dev/null || break
   case ${l##*) } in Z*|X*) break;; esac
@@ -221,34 +268,11 @@ while [ "$i" -lt $(($5 * 10)) ] && [ ! -e "$d/exit" ]; do
   sleep 0.1 2>/dev/null || { sleep 1; i=$((i+9)); }
 done
 rec "$d"
-for s in out err; do
-  if [ "$s" = out ]; then o=$2; else o=$3; fi
-  n=0; [ -e "$d/$s" ] && n=$(($(wc -c < "$d/$s") - o))
-  [ "$n" -gt "$4" ] && n=$4
-  [ "$n" -lt 0 ] && n=0
-  printf '\n%sdata=%s\n' "$s" "$n"
-  [ "$n" -gt 0 ] && tail -c +$((o + 1)) "$d/$s" | head -c "$n"
-done
-exit 0`
-
-// procWait waits up to $2 seconds for process $1 to exit (or its supervisor to die), then prints
-// its record.
-const procWait = procRecord + `d=` + processRoot + `/$1
-[ -e "$d/cmd" ] || exit 3
-i=0
-while [ ! -e "$d/exit" ] && [ "$i" -lt $(($2 * 10)) ]; do
-  read -r sp < "$d/spid" 2>/dev/null || break
-  read -r l < "/proc/$sp/stat" 2>/dev/null || break
-  l=${l##*) }
-  case $l in Z*|X*) break;; esac
-  i=$((i+1))
-  sleep 0.1 2>/dev/null || { sleep 1; i=$((i+9)); }
-done
-rec "$d"
 exit 0`
 
 // procList prints the records of every process, each followed by a newline.
-const procList = procRecord + `for d in ` + processRoot + `/*; do
+const procList = procRecord + `withcmd=1
+for d in ` + processRoot + `/*; do
   [ -e "$d/cmd" ] || continue
   rec "$d"
   printf '\n'
@@ -258,7 +282,7 @@ exit 0`
 // procSignal sends signal $2 to the process group of process $1.
 const procSignal = `d=` + processRoot + `/$1
 [ -e "$d/cmd" ] || exit 3
-[ -e "$d/exit" ] && exit 4
+[ -s "$d/exit" ] && exit 4
 read -r pg < "$d/pgid" || exit 4
 kill -"$2" -"$pg" 2>/dev/null || exit 4
 exit 0`
@@ -267,7 +291,7 @@ exit 0`
 // deletes its directory.
 const procRemove = `d=` + processRoot + `/$1
 [ -e "$d/cmd" ] || exit 3
-if [ ! -e "$d/exit" ]; then
+if [ ! -s "$d/exit" ]; then
   if read -r pg < "$d/pgid" 2>/dev/null; then kill -9 -"$pg" 2>/dev/null; fi
   if read -r sp < "$d/spid" 2>/dev/null; then kill -9 -"$sp" 2>/dev/null; fi
 fi
@@ -390,18 +414,18 @@ func (p *Process) Status(ctx context.Context) (ProcessStatus, error) {
 // ReadOutput reads up to max bytes of each of stdout and stderr from at, with the status as it
 // was just before. A read that returns no bytes while Status.OutputDone is true is the end.
 func (p *Process) ReadOutput(ctx context.Context, at Cursor, max int) (ProcessOutput, error) {
-	return p.readOutput(ctx, at, max, 0)
+	return p.readOutput(ctx, at, max, 0, true)
 }
 
 // readOutput is ReadOutput that first waits up to wait seconds, in the pod, for output past at or
 // for the process to end: a follower's poll that costs one call per burst of output, not one per
-// interval.
-func (p *Process) readOutput(ctx context.Context, at Cursor, max, wait int) (ProcessOutput, error) {
+// interval. Status.Command is filled only withCmd.
+func (p *Process) readOutput(ctx context.Context, at Cursor, max, wait int, withCmd bool) (ProcessOutput, error) {
 	if at.Stdout < 0 || at.Stderr < 0 || max < 0 {
 		return ProcessOutput{}, fmt.Errorf("%w: cursor %+v, max %d", ErrInvalidArgument, at, max)
 	}
 	r, err := p.call(ctx, procPeek, time.Duration(wait)*time.Second+30*time.Second,
-		strconv.FormatInt(at.Stdout, 10), strconv.FormatInt(at.Stderr, 10), strconv.Itoa(max), strconv.Itoa(wait))
+		strconv.FormatInt(at.Stdout, 10), strconv.FormatInt(at.Stderr, 10), strconv.Itoa(max), strconv.Itoa(wait), map[bool]string{true: "1"}[withCmd])
 	if err != nil {
 		return ProcessOutput{}, err
 	}
@@ -437,7 +461,7 @@ func (p *Process) readOutput(ctx context.Context, at Cursor, max, wait int) (Pro
 // returns the last status and where it stopped, so a later Follow or ReadOutput can go on from
 // there.
 func (p *Process) Follow(ctx context.Context, at Cursor, stdout, stderr io.Writer) (ProcessStatus, Cursor, error) {
-	return p.follow(ctx, at, func(o ProcessOutput) error {
+	return p.follow(ctx, at, true, func(o ProcessOutput) error {
 		for _, w := range []struct {
 			w    io.Writer
 			data []byte
@@ -456,11 +480,12 @@ func (p *Process) Follow(ctx context.Context, at Cursor, stdout, stderr io.Write
 const followWait = 10
 
 // follow hands each read with output to f until the process has ended and its output is read.
-func (p *Process) follow(ctx context.Context, at Cursor, f func(ProcessOutput) error) (ProcessStatus, Cursor, error) {
+// The statuses carry the command only withCmd (it costs the pod a process per read).
+func (p *Process) follow(ctx context.Context, at Cursor, withCmd bool, f func(ProcessOutput) error) (ProcessStatus, Cursor, error) {
 	const chunk = 1 << 20
-	wait := 0 // the first read returns what is there at once
+	wait := followWait
 	for {
-		o, err := p.readOutput(ctx, at, chunk, wait)
+		o, err := p.readOutput(ctx, at, chunk, wait, withCmd)
 		if err != nil {
 			return o.Status, at, err
 		}
@@ -619,10 +644,14 @@ func readProcRecord(br *bufio.Reader) (ProcessStatus, error) {
 			st.PGID = int(num())
 		case "started":
 			st.StartedAt = time.Unix(num(), 0)
-		case "ended":
-			st.EndedAt = time.Unix(num(), 0)
-		case "exit":
-			exited, st.ExitCode = true, int(num())
+		case "exit": // "CODE ENDTIME"
+			code, end, _ := strings.Cut(v, " ")
+			c, err1 := strconv.Atoi(code)
+			e, err2 := strconv.ParseInt(end, 10, 64)
+			if err1 != nil || err2 != nil {
+				return st, errProcGarbled(fmt.Sprintf("exit %q", v))
+			}
+			exited, st.ExitCode, st.EndedAt = true, c, time.Unix(e, 0)
 		case "outcut":
 			st.StdoutTruncated = true
 		case "errcut":
@@ -734,7 +763,7 @@ func (s *KubernetesPodSandbox) executeReattach(ctx context.Context, command stri
 	at, timedOut := Cursor{}, false
 	failing = time.Time{}
 	for {
-		st, next, err := p.follow(fctx, at, collect)
+		st, next, err := p.follow(fctx, at, false, collect)
 		if next != at {
 			failing = time.Time{} // progress: the pod answers
 		}

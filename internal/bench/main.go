@@ -54,6 +54,7 @@ type options struct {
 	poolSize, poolClaims  int
 	sessions              int
 	cliIters, mcpIters    int
+	drops                 int
 }
 
 // Required minimums from the issue; a run below them says so in the table.
@@ -97,8 +98,9 @@ func run() int {
 	flag.StringVar(&o.gobench, "gobench", "", "file with `go test -bench` output of the root package (row 5)")
 	flag.StringVar(&o.gobenchCmd, "gobench-cmd", "", "the go test command that produced -gobench (shown in the table)")
 	flag.BoolVar(&o.quick, "quick", false, "short run: small counts (below the required ones; the table says so)")
-	flag.StringVar(&o.only, "only", "", "comma-separated rows to run (1-11); default all")
+	flag.StringVar(&o.only, "only", "", "comma-separated rows to run (1-12); default all")
 	flag.IntVar(&o.execIters, "exec-iters", 100, "row 1: measured iterations per variant")
+	flag.IntVar(&o.drops, "drops", 100, "row 12: calls whose connections are cut, per transport")
 	flag.IntVar(&o.execWarmup, "exec-warmup", 5, "row 1: warm-up iterations per variant")
 	flag.IntVar(&o.startRuns, "start-runs", 10, "row 2: cold starts per variant")
 	flag.IntVar(&o.startWarm, "start-warmup", 1, "row 2: unrecorded warm-up rounds")
@@ -118,9 +120,9 @@ func run() int {
 		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		quick := map[string]*int{"exec-iters": &o.execIters, "exec-warmup": &o.execWarmup, "start-runs": &o.startRuns,
 			"start-warmup": &o.startWarm, "tput-runs": &o.tputRuns, "pool-claims": &o.poolClaims, "sessions": &o.sessions,
-			"cli-iters": &o.cliIters, "mcp-iters": &o.mcpIters}
+			"cli-iters": &o.cliIters, "mcp-iters": &o.mcpIters, "drops": &o.drops}
 		vals := map[string]int{"exec-iters": 20, "exec-warmup": 2, "start-runs": 3, "start-warmup": 0, "tput-runs": 3, "pool-claims": 5, "sessions": 10,
-			"cli-iters": 10, "mcp-iters": 50}
+			"cli-iters": 10, "mcp-iters": 50, "drops": 10}
 		for k, p := range quick {
 			if !set[k] {
 				*p = vals[k]
@@ -286,7 +288,9 @@ func (b *bench) runAll(ctx context.Context) int {
 		fmt.Sprintf("10. Tracing overhead: Execute `true` with the OpenTelemetry SDK installed vs the default no-op providers, same pod, %d iterations per variant after %d warm-up, interleaved", b.tracingIters(), b.opt.execWarmup),
 		fmt.Sprintf("11. API mode's calls: file operations, 10 MiB of stdout with the default cap, 32 concurrent Execute; the injected agent against a pods/exec per call, HTTP mode beside them; %d iterations per variant after 1 warm-up, interleaved", max(b.opt.execIters/10, 5)),
 	}
-	for i := 1; i <= 11; i++ {
+	titles = append(titles, fmt.Sprintf("12. Execute WithReattach: its cost on `true` against a plain Execute (%d iterations per variant after 2 warm-up, interleaved); then %d calls per transport writing 1 MiB with the API server connections cut once the first bytes arrived, and %d uncut",
+		max(b.opt.execIters/5, 10), b.opt.drops, b.opt.drops/5))
+	for i := 1; i <= 12; i++ {
 		b.blocks[i] = b.table.AddBlock(titles[i])
 	}
 	b.header(ctx)
@@ -326,7 +330,7 @@ func (b *bench) runAll(ctx context.Context) int {
 		}
 	}
 	step(5, b.rowGoBench)
-	if sel(1) || sel(3) || sel(11) {
+	if sel(1) || sel(3) || sel(11) || sel(12) {
 		if ctx.Err() == nil {
 			p, err := b.startSharedPods(ctx)
 			if err != nil {
@@ -337,12 +341,13 @@ func (b *bench) runAll(ctx context.Context) int {
 				step(1, func(ctx context.Context, blk *Block) error { return b.rowExec(ctx, blk, p) })
 				step(3, func(ctx context.Context, blk *Block) error { return b.rowThroughput(ctx, blk, p) })
 				step(11, func(ctx context.Context, blk *Block) error { return b.rowAPICalls(ctx, blk, p) })
+				step(12, func(ctx context.Context, blk *Block) error { return b.rowReattach(ctx, blk, p) })
 				p.stop(context.WithoutCancel(ctx), b)
 			}
 		}
 	}
-	if !sel(1) && !sel(3) && !sel(11) { // else step notes the ones not selected
-		for _, n := range []int{1, 3, 11} {
+	if !sel(1) && !sel(3) && !sel(11) && !sel(12) { // else step notes the ones not selected
+		for _, n := range []int{1, 3, 11, 12} {
 			b.blocks[n].Note("not run (-only %s)", b.opt.only)
 		}
 	}
