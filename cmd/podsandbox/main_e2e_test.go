@@ -350,6 +350,13 @@ func procCases(t *testing.T, id string, cli func(string, ...string) cliResult, e
 		t.Errorf("kill -s BOGUS: %+v", r)
 	}
 	expect(cli("", "proc", "rm", id, proc), 0, proc+"\n")
+	// exec --request-id: the second run prints the first's output and code without running again.
+	for range 2 {
+		expect(cli("", "exec", "--request-id", "cli-req", id, "--", "echo run >> /tmp/cli-req.runs; echo done; exit 6"), 6, "done\n")
+	}
+	expect(cli("", "exec", id, "--", "cat /tmp/cli-req.runs"), 0, "run\n")
+	expect(cli("", "exec", "--reattach", id, "--", "echo again"), 0, "again\n")
+	expect(cli("", "proc", "rm", id, "cli-req"), 0, "cli-req\n")
 	if r := cli("", "proc", "logs", id, proc); r.code != 1 || !strings.Contains(r.stderr, "no such background process") || !strings.Contains(r.stderr, "proc ls") {
 		t.Errorf("logs after rm: %+v", r)
 	}

@@ -69,9 +69,9 @@ func (c *cli) runCmd() *cobra.Command {
 }
 
 func (c *cli) execCmd() *cobra.Command {
-	var interactive bool
+	var interactive, reattach bool
 	var timeout time.Duration
-	var dir string
+	var dir, requestID string
 	cmd := &cobra.Command{
 		Use:   "exec ID [-i] -- COMMAND [ARG...]",
 		Short: "Run a command in a sandbox, streaming its output; exit with its exit code",
@@ -95,6 +95,12 @@ func (c *cli) execCmd() *cobra.Command {
 				if dir != "" {
 					opts = append(opts, podsandbox.WithDir(dir))
 				}
+				if reattach {
+					opts = append(opts, podsandbox.WithReattach())
+				}
+				if requestID != "" {
+					opts = append(opts, podsandbox.WithRequestID(requestID))
+				}
 				res, err := sb.Execute(ctx, command, opts...)
 				if err != nil {
 					return err
@@ -112,6 +118,8 @@ func (c *cli) execCmd() *cobra.Command {
 	cmd.Flags().BoolVarP(&interactive, "stdin", "i", false, "pass standard input to the command")
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "kill the command after this long (default: the library's)")
 	cmd.Flags().StringVar(&dir, "dir", "", "run in this directory (relative to the work dir)")
+	cmd.Flags().BoolVar(&reattach, "reattach", false, "survive a lost connection: run under the pod's process supervisor and read on where the output was (never runs the command twice)")
+	cmd.Flags().StringVar(&requestID, "request-id", "", "like --reattach, and a second exec with the same id prints the first's output and exits with its code instead of running again")
 	return cmd
 }
 

@@ -157,11 +157,24 @@ func (b *bench) dropRuns(ctx context.Context, blk *Block, name string, c *podsan
 			r, err = sb.Execute(ctx, cmd, podsandbox.WithReattach(), podsandbox.WithOutputLimit(2<<20), podsandbox.WithStdout(first),
 				podsandbox.WithExecEnv(map[string]string{"I": strconv.Itoa(i), "RUNS": runs, "F": file}), podsandbox.WithTimeout(2*time.Minute))
 		}()
+		cutHere := false
 		if cut {
 			select {
 			case <-arrived:
-				if proxy.Cut() > 0 {
-					cutCalls++
+				// Cut once a connection is open: between two reads of a pods/exec per call there
+				// may be none for a moment.
+			poll:
+				for {
+					if proxy.Cut() > 0 {
+						cutHere = true
+						cutCalls++
+						break
+					}
+					select {
+					case <-done:
+						break poll
+					case <-time.After(10 * time.Millisecond):
+					}
 				}
 			case <-done:
 			}
@@ -172,6 +185,9 @@ func (b *bench) dropRuns(ctx context.Context, blk *Block, name string, c *podsan
 		if cut {
 			v = dropped
 		}
+		if cut && !cutHere {
+			v = &variant{} // finished before any connection could be cut: neither figure
+		}
 		switch {
 		case err != nil:
 			v.errs = append(v.errs, err)
@@ -179,7 +195,7 @@ func (b *bench) dropRuns(ctx context.Context, blk *Block, name string, c *podsan
 			v.errs = append(v.errs, fmt.Errorf("call %d: %d bytes, exit %d, truncated %v: not the file's bytes", i, len(r.Stdout), r.ExitCode, r.Truncated))
 		default:
 			v.samples = append(v.samples, el)
-			if cut {
+			if cutHere {
 				complete++
 			}
 		}
@@ -204,14 +220,14 @@ func (b *bench) dropRuns(ctx context.Context, blk *Block, name string, c *podsan
 	}
 	r, _, _, _ := compare(dropped.name, dropped, clean, FormatSeconds, true)
 	blk.Add(r)
-	blk.Add(Row{Name: "  complete and byte-identical, of the calls cut", N: strconv.Itoa(n), P50: fmt.Sprintf("%d/%d", complete, n),
-		Target: fmt.Sprintf("%d/%d", n, n), Result: Verdict(complete == n)})
+	blk.Add(Row{Name: "  complete and byte-identical, of the calls cut", N: strconv.Itoa(cutCalls), P50: fmt.Sprintf("%d/%d", complete, cutCalls),
+		Target: fmt.Sprintf("%d/%d", cutCalls, cutCalls), Result: Verdict(complete == cutCalls && cutCalls*10 >= n*9)})
 	blk.Add(Row{Name: "  commands run twice", N: strconv.Itoa(n + n/5), P50: strconv.Itoa(twice), Target: "0", Result: Verdict(twice == 0 && len(seen) == n+n/5)})
 	if len(dropped.samples) > 0 && len(clean.samples) > 0 {
 		blk.Add(Row{Name: "  median extra latency of a re-attach", P50: FormatSeconds(dropped.p(50) - clean.p(50)),
 			Baseline: "no cut " + FormatSeconds(clean.p(50))})
 	}
-	blk.Note("%s: %d of %d calls had connections to cut when their first bytes arrived; %d distinct runs recorded for %d calls%s",
+	blk.Note("%s: %d of %d calls had connections cut after their first bytes arrived (at least 90%% must, for a PASS); %d distinct runs recorded for %d calls%s",
 		name, cutCalls, n, len(seen), n+n/5, map[bool]string{true: "", false: fmt.Sprintf(" (run twice: %v)", bad)}[len(bad) == 0])
 	firstErrors(blk, dropped)
 	firstErrors(blk, clean)
