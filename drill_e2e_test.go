@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -42,37 +43,44 @@ func configVia(t *testing.T, cfg *rest.Config, p *faultproxy.Proxy) *rest.Config
 	return out
 }
 
+// cutCases are the transports whose calls go through the API server.
+var cutCases = []struct {
+	name  string
+	image string
+	opts  func() []podsandbox.Option // a func: testAgent is built by TestMain, after this table
+}{
+	{"api-exec", e2e.ImageBusybox, func() []podsandbox.Option { return []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI)} }},
+	{"api-agent", e2e.ImageBusybox, func() []podsandbox.Option {
+		return []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI), podsandbox.WithAgent(testAgent)}
+	}},
+	{"http-proxy", e2e.ImageServer, func() []podsandbox.Option {
+		return []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeHTTP), podsandbox.WithReach(podsandbox.ReachProxy)}
+	}},
+}
+
+// startCutSandbox starts a sandbox whose Client reaches the API server through a proxy the test
+// cuts, and a second handle on the same pod, not through the proxy, to watch its commands.
+func startCutSandbox(t *testing.T, image string, opts []podsandbox.Option) (sb, watch *podsandbox.KubernetesPodSandbox, p *faultproxy.Proxy) {
+	t.Helper()
+	u, err := url.Parse(e2e.Env(t).Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = startCutProxy(t, u.Host)
+	sb = startSandboxWith(t, testClient(t, configVia(t, restrictedConfig(t), p)), image, opts...)
+	watch = startSandboxWith(t, testClient(t, restrictedConfig(t)), image, append(slices.Clone(opts), podsandbox.WithSandboxID(sb.ID()), podsandbox.WithDeleteOnStop(false))...)
+	return sb, watch, p
+}
+
 // TestDrillStreamCut cuts the client's connections to the API server while a command runs, on
 // every transport that goes through the API server: the call must end within seconds with
 // ErrConnectionLost (never a hang, never a result that looks complete), the command must not be
 // left running, and the next call must work.
 func TestDrillStreamCut(t *testing.T) {
-	env := e2e.Env(t)
-	u, err := url.Parse(env.Config.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		name  string
-		image string
-		opts  func() []podsandbox.Option
-	}{
-		{"api-exec", e2e.ImageBusybox, func() []podsandbox.Option { return []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI)} }},
-		{"api-agent", e2e.ImageBusybox, func() []podsandbox.Option {
-			return []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI), podsandbox.WithAgent(testAgent)}
-		}},
-		{"http-proxy", e2e.ImageServer, func() []podsandbox.Option {
-			return []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeHTTP), podsandbox.WithReach(podsandbox.ReachProxy)}
-		}},
-	} {
+	for _, tc := range cutCases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			p := startCutProxy(t, u.Host)
-			cut := testClient(t, configVia(t, restrictedConfig(t), p))
-			sb := startSandboxWith(t, cut, tc.image, tc.opts()...)
-			// A second handle on the same pod, not through the proxy, to watch the command.
-			direct := testClient(t, restrictedConfig(t))
-			watch := startSandboxWith(t, direct, tc.image, append(tc.opts(), podsandbox.WithSandboxID(sb.ID()), podsandbox.WithDeleteOnStop(false))...)
+			sb, watch, p := startCutSandbox(t, tc.image, tc.opts())
 
 			ctx := ctxT(t, 2*time.Minute)
 			done := startDrillCommand(ctx, t, sb, watch, "echo $$ > /tmp/drill.pid; echo started; exec sleep 60", "/tmp/drill.pid")
@@ -105,31 +113,10 @@ func TestDrillStreamCut(t *testing.T) {
 // are cut twice while the command runs, and the call still returns the complete result, with the
 // command run once.
 func TestDrillStreamCutReattach(t *testing.T) {
-	env := e2e.Env(t)
-	u, err := url.Parse(env.Config.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		name  string
-		image string
-		opts  func() []podsandbox.Option
-	}{
-		{"api-exec", e2e.ImageBusybox, func() []podsandbox.Option { return []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI)} }},
-		{"api-agent", e2e.ImagePython, func() []podsandbox.Option {
-			return []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI), podsandbox.WithAgent(testAgent)}
-		}},
-		{"http-proxy", e2e.ImageServer, func() []podsandbox.Option {
-			return []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeHTTP), podsandbox.WithReach(podsandbox.ReachProxy)}
-		}},
-	} {
+	for _, tc := range cutCases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			p := startCutProxy(t, u.Host)
-			cut := testClient(t, configVia(t, restrictedConfig(t), p))
-			sb := startSandboxWith(t, cut, tc.image, tc.opts()...)
-			direct := testClient(t, restrictedConfig(t))
-			watch := startSandboxWith(t, direct, tc.image, append(tc.opts(), podsandbox.WithSandboxID(sb.ID()), podsandbox.WithDeleteOnStop(false))...)
+			sb, watch, p := startCutSandbox(t, tc.image, tc.opts())
 
 			ctx := ctxT(t, 3*time.Minute)
 			var streamed bytes.Buffer
