@@ -316,3 +316,40 @@ func callerChild(ns string) {
 	fmt.Println("caller child: not killed in time:", err)
 	os.Exit(1)
 }
+
+// TestDrillServerKilled SIGKILLs the in-pod server (HTTP mode) while a command runs: the
+// container ends with it, so the call must end within seconds with a typed error (the pod gone,
+// or the connection lost), never a result, and the sandbox must then say it is not alive.
+func TestDrillServerKilled(t *testing.T) {
+	t.Parallel()
+	env := e2e.Env(t)
+	sb := startSandbox(t, e2e.ImageServer, podsandbox.WithMode(podsandbox.ModeHTTP), podsandbox.WithReach(podsandbox.ReachPodIP))
+	ctx := ctxT(t, 2*time.Minute)
+	done := startDrillCommand(ctx, t, sb, sb, "echo started; touch /tmp/drill.started; sleep 60; echo finished", "/tmp/drill.started")
+	// The server is the process whose command line has -init=off (PID 1 is its init).
+	kill := `for p in /proc/[0-9]*; do case "$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null)" in *sandbox-server*-init=off*) kill -9 "${p#/proc/}" && echo killed;; esac; done`
+	// The exec itself dies with the container (exit 137): its "killed" is what counts.
+	out, stderr, err := env.Exec(ctx, env.Namespace, sb.PodName(), "", nil, "/bin/sh", "-c", kill)
+	if !strings.Contains(string(out), "killed") {
+		t.Fatalf("killing the server: %q %q %v", out, stderr, err)
+	}
+	t0 := time.Now()
+	var res drillResult
+	select {
+	case res = <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("Execute still running a minute after the server was killed")
+	}
+	took := time.Since(t0)
+	t.Logf("Execute returned %s after the kill: %+v %v", took.Round(time.Millisecond), res.r, res.err)
+	if !errors.Is(res.err, podsandbox.ErrSandboxGone) && !errors.Is(res.err, podsandbox.ErrConnectionLost) {
+		t.Errorf("Execute = %+v, %v; want ErrSandboxGone or ErrConnectionLost", res.r, res.err)
+	}
+	if took > 10*time.Second {
+		t.Errorf("Execute took %s after the kill, want a few seconds", took)
+	}
+	waitFor(t, "IsAlive to turn false", 30*time.Second, func() bool { return !sb.IsAlive(ctx) })
+	if _, err := sb.Execute(ctx, "true"); !errors.Is(err, podsandbox.ErrSandboxGone) {
+		t.Errorf("the next call: %v, want ErrSandboxGone", err)
+	}
+}

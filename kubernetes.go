@@ -579,7 +579,8 @@ func (s *KubernetesPodSandbox) Via() string {
 	return v
 }
 
-// gone reports whether the pod this sandbox started is deleted, terminating or finished.
+// gone reports whether the pod this sandbox started is deleted, terminating or finished, or its
+// container has ended for good (the pod never restarts it): what the watch knows now.
 func (s *KubernetesPodSandbox) gone() bool {
 	s.mu.Lock()
 	w, uid := s.watch, s.uid
@@ -588,8 +589,18 @@ func (s *KubernetesPodSandbox) gone() bool {
 		return false
 	}
 	p := w.pod()
-	return p == nil || p.UID != uid || p.DeletionTimestamp != nil ||
-		p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded
+	if p == nil || p.UID != uid || p.DeletionTimestamp != nil ||
+		p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded {
+		return true
+	}
+	if p.Spec.RestartPolicy == corev1.RestartPolicyNever {
+		for _, c := range p.Status.ContainerStatuses {
+			if c.State.Terminated != nil {
+				return true // the kubelet marks the pod Failed a moment later
+			}
+		}
+	}
+	return false
 }
 
 // wrapErr turns a transport failure on a pod that went away into ErrSandboxGone.

@@ -252,3 +252,44 @@ func TestTextNoTransportCarries(t *testing.T) {
 		t.Errorf("a command of exactly MaxCommandBytes: %v, want ErrNotStarted (the limit itself is allowed)", err)
 	}
 }
+
+// A container that ended in a pod that never restarts it makes transport errors ErrSandboxGone at
+// once, before the kubelet marks the pod Failed.
+func TestGoneWhenTheContainerEnded(t *testing.T) {
+	cs := fakeClient()
+	kubelet(cs, corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}, corev1.PodRunning)
+	port, _ := healthServer(t)
+	sb, err := fakeSandbox(t, cs, "img", WithPort(port), WithReach(ReachPodIP), WithSandboxID("fake-ended"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := sb.Start(ctx); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	defer sb.Stop(context.Background())
+	refused := errors.New("dial tcp: connection refused")
+	if err := sb.wrapErr(refused); errors.Is(err, ErrSandboxGone) {
+		t.Fatalf("running pod: %v", err)
+	}
+	pod, err := cs.CoreV1().Pods("default").Get(ctx, sb.PodName(), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod.Status.ContainerStatuses[0].State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 137}}
+	pod.Status.Conditions = nil // phase stays Running for now, as the kubelet leaves it for a moment
+	if _, err := cs.CoreV1().Pods("default").UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for sb.IsAlive(ctx) {
+		if time.Now().After(deadline) {
+			t.Fatal("the watch never saw the update")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := sb.wrapErr(refused); !errors.Is(err, ErrSandboxGone) {
+		t.Errorf("ended container: %v, want ErrSandboxGone", err)
+	}
+}
