@@ -733,7 +733,10 @@ func (s *KubernetesPodSandbox) executeReattach(ctx context.Context, command stri
 		}
 		if err := reattachRetry(fctx, err, &failing); err != nil {
 			if ctx.Err() == nil && errors.Is(context.Cause(fctx), errTimedOut) {
-				end() // it may have started after all
+				// The timeout fired before the start was confirmed: as for any command its
+				// timeout ends, a result (it may have started: end it).
+				end()
+				return &ExecuteResponse{ExitCode: TimeoutExitCode, TimedOut: true}, nil
 			}
 			return nil, err
 		}

@@ -85,12 +85,13 @@ var processCases = []struct {
 	}},
 	{"background process: outlives its call, signal reaches its group, kill after exit", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, dir string) {
 		ctx := ctxT(t, 2*time.Minute)
-		p, err := sb.StartProcess(ctx, fmt.Sprintf(`sleep 300 & echo $! > %q/kid; trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 0.1; done`, dir))
+		p, err := sb.StartProcess(ctx, fmt.Sprintf(`trap 'echo got TERM; exit 3' TERM; sleep 300 & echo $! > %q/kid; echo ready; while :; do sleep 0.1; done`, dir))
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = p.Remove(context.Background()) })
-		// The call that started it is over; it runs on.
+		// The call that started it is over; it runs on. (The trap is set before the kid file is
+		// written, so the signal below cannot come before it.)
 		waitFor(t, "the process to start its child", 30*time.Second, func() bool { return mustExec(t, sb, fmt.Sprintf("cat %q/kid 2>/dev/null", dir)).Stdout != "" })
 		if st, err := p.Status(ctx); err != nil || st.State != podsandbox.ProcessRunning || !st.EndedAt.IsZero() {
 			t.Fatalf("Status = %+v, %v: want running", st, err)
@@ -212,7 +213,7 @@ var processCases = []struct {
 			t.Errorf("WithReattach, output limit 10: %+v, %v", r, err)
 		}
 		start := time.Now()
-		r, err = sb.Execute(ctx, tag+fmt.Sprintf("echo started; sleep 300 & echo $! > %q/kid; sleep 302", dir), podsandbox.WithReattach(), podsandbox.WithTimeout(2*time.Second))
+		r, err = sb.Execute(ctx, tag+fmt.Sprintf("echo started; sleep 300 & echo $! > %q/kid; sleep 302", dir), podsandbox.WithReattach(), podsandbox.WithTimeout(4*time.Second))
 		if err != nil || !r.TimedOut || r.ExitCode != podsandbox.TimeoutExitCode || r.Stdout != "started\n" || time.Since(start) > 20*time.Second {
 			t.Errorf("WithReattach, timeout: %+v, %v after %s", r, err, time.Since(start))
 		}
