@@ -256,6 +256,8 @@ func (t *httpTransport) typed(op, p string, err error) error {
 		return fmt.Errorf("%w: %s", ErrInvalidArgument, e.Error)
 	case wire.CodeUnauthorized:
 		return ErrUnauthorized
+	case wire.CodeExists:
+		return fmt.Errorf("%w: %w: %s", ErrInvalidArgument, errProcIDTaken, e.Error)
 	}
 	return fmt.Errorf("podsandbox: %s %s: %s", op, p, e.Error)
 }
@@ -294,6 +296,7 @@ func (t *httpTransport) health(ctx context.Context) error {
 func (t *httpTransport) exec(ctx context.Context, command string, c ExecConfig) (*ExecuteResponse, error) {
 	req := wire.ExecRequest{
 		Command: command, TimeoutSeconds: c.Timeout.Seconds(), Env: c.Env, Dir: c.Dir, Stdin: c.Stdin != nil,
+		RequestID: c.durable.id, StoreLimit: c.durable.storeLimit, Keep: c.durable.keep,
 	}
 	if c.Stdout == nil && c.Stderr == nil {
 		// Only the capped result is kept: the server sends no more than that (servers that

@@ -74,6 +74,9 @@ type ProcessStatus struct {
 	// OutputDone is true once both streams reached end of file: no more output can arrive. It
 	// stays false after exit while a child that the command left running holds stdout or stderr.
 	OutputDone bool
+	// TimedOut is set when the in-pod server killed the command at the timeout of the Execute
+	// that ran it (WithReattach or WithRequestID in HTTP mode).
+	TimedOut bool
 }
 
 // Cursor is a position in a background process's output: byte offsets into stdout and stderr.
@@ -207,6 +210,7 @@ const procRecord = `rec() {
   if read -r v < "$d/pgid" 2>/dev/null; then printf 'pgid=%s\n' "$v"; fi
   if read -r v < "$d/started" 2>/dev/null; then printf 'started=%s\n' "$v"; fi
   if [ -s "$d/exit" ] && read -r v < "$d/exit"; then printf 'exit=%s\n' "$v"; fi
+  if [ -e "$d/timedout" ]; then printf 'timedout=1\n'; fi
   for s in out err; do
     if [ -e "$d/$s.cut" ]; then printf '%scut=1\n' "$s"; fi
     if [ -e "$d/$s.eof" ]; then printf '%seof=1\n' "$s"; fi
@@ -288,12 +292,13 @@ kill -"$2" -"$pg" 2>/dev/null || exit 4
 exit 0`
 
 // procRemove kills process $1's group and its supervisor (with the readers of its output), then
-// deletes its directory.
+// deletes its directory. A record the in-pod server keeps (marked "server") has the server for its
+// supervisor: only the command's group is killed.
 const procRemove = `d=` + processRoot + `/$1
 [ -e "$d/cmd" ] || exit 3
 if [ ! -s "$d/exit" ]; then
   if read -r pg < "$d/pgid" 2>/dev/null; then kill -9 -"$pg" 2>/dev/null; fi
-  if read -r sp < "$d/spid" 2>/dev/null; then kill -9 -"$sp" 2>/dev/null; fi
+  if [ ! -e "$d/server" ] && read -r sp < "$d/spid" 2>/dev/null; then kill -9 -"$sp" 2>/dev/null; fi
 fi
 rm -rf "$d"
 exit 0`
@@ -652,6 +657,8 @@ func readProcRecord(br *bufio.Reader) (ProcessStatus, error) {
 				return st, errProcGarbled(fmt.Sprintf("exit %q", v))
 			}
 			exited, st.ExitCode, st.EndedAt = true, c, time.Unix(e, 0)
+		case "timedout":
+			st.TimedOut = true
 		case "outcut":
 			st.StdoutTruncated = true
 		case "errcut":
@@ -717,31 +724,6 @@ func (s *KubernetesPodSandbox) executeReattach(ctx context.Context, command stri
 		}
 	}
 
-	// Start, retrying while the connection fails: the id makes a retry safe, since a start that
-	// went through before its answer was lost leaves the id taken.
-	var failing time.Time
-	for {
-		err := s.startProcess(fctx, id, command, c.Env, c.Dir, max(c.OutputLimit+1, DefaultProcessOutputLimit))
-		if errors.Is(err, errProcIDTaken) {
-			var st ProcessStatus
-			if st, err = p.Status(fctx); err == nil && st.Command != command {
-				return nil, fmt.Errorf("%w: request id %s was used for another command", ErrInvalidArgument, id)
-			}
-		}
-		if err == nil {
-			break
-		}
-		if err := reattachRetry(fctx, err, &failing); err != nil {
-			if ctx.Err() == nil && errors.Is(context.Cause(fctx), errTimedOut) {
-				// The timeout fired before the start was confirmed: as for any command its
-				// timeout ends, a result (it may have started: end it).
-				end()
-				return &ExecuteResponse{ExitCode: TimeoutExitCode, TimedOut: true}, nil
-			}
-			return nil, err
-		}
-	}
-
 	out := cappedBuffer{limit: c.OutputLimit}
 	errb := cappedBuffer{limit: c.OutputLimit}
 	both := cappedBuffer{limit: c.OutputLimit}
@@ -763,7 +745,73 @@ func (s *KubernetesPodSandbox) executeReattach(ctx context.Context, command stri
 		}
 		return nil
 	}
-	at, timedOut := Cursor{}, false
+	storeLimit := max(c.OutputLimit+1, DefaultProcessOutputLimit)
+	at := Cursor{}
+
+	// HTTP mode: the in-pod server runs the command apart from the request and records it; the
+	// call streams as a plain Execute does, and only a broken stream pays for a re-attach.
+	started := false
+	if s.cfg.mode == ModeHTTP {
+		fc := c
+		fc.durable = durableExec{id: id, storeLimit: storeLimit, keep: !own}
+		fc.Stdout = writerFunc(func(b []byte) (int, error) {
+			at.Stdout += int64(len(b))
+			return len(b), collect(ProcessOutput{Stdout: b})
+		})
+		fc.Stderr = writerFunc(func(b []byte) (int, error) {
+			at.Stderr += int64(len(b))
+			return len(b), collect(ProcessOutput{Stderr: b})
+		})
+		tr, err := s.transportFor()
+		if err != nil {
+			return nil, err
+		}
+		r, err := tr.exec(ctx, command, fc)
+		switch {
+		case err == nil:
+			return r, nil
+		case ctx.Err() != nil:
+			end() // cancelled: like Execute, do not leave the command running
+			return nil, ctx.Err()
+		case errors.Is(err, errProcIDTaken):
+			// An earlier call with this request id: read its result from the start.
+			at = Cursor{}
+			out, errb, both = cappedBuffer{limit: c.OutputLimit}, cappedBuffer{limit: c.OutputLimit}, cappedBuffer{limit: c.OutputLimit}
+		case errors.Is(err, ErrConnectionLost):
+			// The stream had begun, so the server had made the record: re-attach from where the
+			// output stopped.
+			started = true
+		}
+		// Any other failure may have come before the server saw the request: the start below
+		// finds out (a taken id means it did).
+	}
+
+	// Start, retrying while the connection fails: the id makes a retry safe, since a start that
+	// went through before its answer was lost leaves the id taken.
+	var failing time.Time
+	for !started {
+		err := s.startProcess(fctx, id, command, c.Env, c.Dir, max(c.OutputLimit+1, DefaultProcessOutputLimit))
+		if errors.Is(err, errProcIDTaken) {
+			var st ProcessStatus
+			if st, err = p.Status(fctx); err == nil && st.Command != command {
+				return nil, fmt.Errorf("%w: request id %s was used for another command", ErrInvalidArgument, id)
+			}
+		}
+		if err == nil {
+			break
+		}
+		if err := reattachRetry(fctx, err, &failing); err != nil {
+			if ctx.Err() == nil && errors.Is(context.Cause(fctx), errTimedOut) {
+				// The timeout fired before the start was confirmed: as for any command its
+				// timeout ends, a result (it may have started: end it).
+				end()
+				return &ExecuteResponse{ExitCode: TimeoutExitCode, TimedOut: true}, nil
+			}
+			return nil, err
+		}
+	}
+
+	timedOut := false
 	failing = time.Time{}
 	for {
 		st, next, err := p.follow(fctx, at, false, collect)
@@ -777,7 +825,7 @@ func (s *KubernetesPodSandbox) executeReattach(ctx context.Context, command stri
 			}
 			res := &ExecuteResponse{Stdout: out.String(), Stderr: errb.String(), Output: both.String(), ExitCode: st.ExitCode,
 				Truncated: out.truncated || errb.truncated || both.truncated || st.StdoutTruncated || st.StderrTruncated}
-			if timedOut {
+			if timedOut || st.TimedOut {
 				res.ExitCode, res.TimedOut = TimeoutExitCode, true
 			}
 			if own {
@@ -835,6 +883,11 @@ func reattachRetry(ctx context.Context, err error, failing *time.Time) error {
 		return nil
 	}
 }
+
+// writerFunc is an io.Writer from a function.
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // cappedBuffer keeps the first limit bytes written to it and notes whether more came.
 type cappedBuffer struct {

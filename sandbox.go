@@ -171,6 +171,16 @@ type ExecConfig struct {
 	// WithRequestID); Reattach does the same with a fresh id (WithReattach).
 	RequestID string
 	Reattach  bool
+
+	durable durableExec // set by Execute for the in-pod server's durable path
+}
+
+// durableExec asks the in-pod server to run a command apart from its request and record it as
+// background process id (HTTP mode's fast path for WithReattach).
+type durableExec struct {
+	id         string
+	storeLimit int
+	keep       bool
 }
 
 // WithTimeout bounds the command; on expiry its whole process group is killed and the response has
@@ -196,15 +206,18 @@ func WithExecEnv(env map[string]string) ExecOption { return func(c *ExecConfig) 
 // WithDir runs the command in dir (relative to the work dir) instead of the work dir.
 func WithDir(dir string) ExecOption { return func(c *ExecConfig) { c.Dir = dir } }
 
-// WithReattach makes the call survive a lost connection: the command runs under the
-// background-process supervisor (see KubernetesPodSandbox.StartProcess), and when the connection
-// breaks mid-command the call reconnects and goes on reading where it was, so it returns the
-// complete result and never runs the command twice. It costs a few calls more than a plain
-// Execute (each with its own round trip), so it is for commands that must not be lost or
-// repeated. Differences: no WithStdin; Output holds stdout and stderr in the order the client read
-// them, not byte for byte in arrival order; the pod keeps at most
-// max(output limit+1, DefaultProcessOutputLimit) bytes of each stream, so a WithStdout writer sees
-// at most that much. The process is removed when the call returns.
+// WithReattach makes the call survive a lost connection: the command runs apart from the
+// connection and is recorded in the pod as a background process, and when the connection breaks
+// mid-command the call reconnects and goes on reading where it was, so it returns the complete
+// result and never runs the command twice. In HTTP mode the in-pod server runs and records the
+// command itself, and the call streams as a plain Execute does: only a broken stream costs more.
+// In API mode the command runs under the background-process supervisor (see
+// KubernetesPodSandbox.StartProcess), which costs a few calls more than a plain Execute. The pod
+// keeps at most max(output limit+1, DefaultProcessOutputLimit) bytes of each stream, so after a
+// re-attach a WithStdout writer sees at most that much. No WithStdin. In API mode, and after a
+// re-attach, Output holds stdout and stderr in the order the client read them, not byte for byte
+// in arrival order. The record is removed when the call returns (in HTTP mode, by the server a
+// while later).
 func WithReattach() ExecOption { return func(c *ExecConfig) { c.Reattach = true } }
 
 // WithRequestID is WithReattach with an id of the caller's ([a-z0-9][a-z0-9-]*, at most 63

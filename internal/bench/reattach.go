@@ -70,7 +70,7 @@ func (b *bench) rowReattach(ctx context.Context, blk *Block, p *sharedPods) erro
 		firstErrors(blk, plain)
 		firstErrors(blk, re)
 	}
-	blk.Note("a call WithReattach makes 3 to 4 calls of the transport: start the supervisor, one or two reads (each waits in the pod, up to 10 s, for output or the exit), and remove the process; each runs a few shell processes in the pod")
+	blk.Note("HTTP mode: a call WithReattach is one streaming request, as a plain Execute, with the in-pod server recording the command as it runs; API mode: 3 to 4 calls of the transport (start the supervisor, one or two reads that wait in the pod for output or the exit, remove the process), each running a few shell processes in the pod")
 
 	return b.reattachDrops(ctx, blk, p)
 }

@@ -44,6 +44,8 @@ type execSpec struct {
 	stdin io.Reader
 	// stopStdin, if set, unblocks a Read of stdin that is still pending when the command is over.
 	stopStdin func()
+	// onStart, if set, is called with the process group id once the command runs.
+	onStart func(pgid int)
 }
 
 type execResult struct {
@@ -172,6 +174,9 @@ func (s *Server) run(ctx context.Context, spec *execSpec, sink sinkFunc) (execRe
 		return execResult{}, errInternal("starting %s: %v", s.shell, err)
 	}
 	pgid := cmd.Process.Pid
+	if spec.onStart != nil {
+		spec.onStart(pgid)
+	}
 	// The child has its copies; ours would keep the pipes open.
 	_ = outW.Close()
 	_ = errW.Close()
@@ -365,8 +370,23 @@ func (s *Server) handleExecStream(w http.ResponseWriter, r *http.Request) *apiEr
 		// connection and cancels the request when the client goes away), but not forever.
 		_, _ = io.CopyN(io.Discard, body, jsonBodyLimit)
 	}
+	var rec *durable
+	if req.RequestID != "" {
+		if req.Stdin {
+			return errInvalid("a durable exec (request_id) takes no stdin")
+		}
+		var e *apiError
+		if rec, e = s.openDurable(req.RequestID, req.Command, max(req.StoreLimit, req.OutputLimit+1), req.Keep); e != nil {
+			return e
+		}
+	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
+	runCtx := ctx
+	if rec != nil {
+		// The command outlives its request: only its timeout or Shutdown ends it.
+		runCtx = context.WithoutCancel(r.Context())
+	}
 	rc := http.NewResponseController(w)
 	h := w.Header()
 	binary := strings.Contains(r.Header.Get("Accept"), wire.StreamBinary)
@@ -395,8 +415,14 @@ func (s *Server) handleExecStream(w http.ResponseWriter, r *http.Request) *apiEr
 	// of a 2xx response).
 	spec, e := s.prepareExec(&req)
 	if e != nil {
+		if rec != nil {
+			rec.finish(startErrorExitCode, false, false)
+		}
 		fw.write(wire.Frame{Type: wire.FrameExit, ExitCode: startErrorExitCode, Error: e.body.Error})
 		return nil
+	}
+	if rec != nil {
+		spec.onStart = rec.started
 	}
 	if req.Stdin {
 		// A read error other than EOF means the client is gone: cancel the command.
@@ -411,7 +437,10 @@ func (s *Server) handleExecStream(w http.ResponseWriter, r *http.Request) *apiEr
 		mu   sync.Mutex // the two streams' pumps call back concurrently
 		sent = map[string]int{}
 	)
-	res, e := s.run(ctx, spec, func(stream string, p []byte) {
+	res, e := s.run(runCtx, spec, func(stream string, p []byte) {
+		if rec != nil {
+			rec.write(map[string]string{wire.FrameStdout: "out", wire.FrameStderr: "err"}[stream], p)
+		}
 		if req.OutputLimit > 0 {
 			mu.Lock()
 			room := req.OutputLimit + 1 - sent[stream]
@@ -427,11 +456,17 @@ func (s *Server) handleExecStream(w http.ResponseWriter, r *http.Request) *apiEr
 		fw.write(wire.Frame{Type: stream, Data: p})
 	})
 	if e != nil {
+		if rec != nil {
+			rec.finish(startErrorExitCode, false, false)
+		}
 		fw.write(wire.Frame{Type: wire.FrameExit, ExitCode: startErrorExitCode, Error: e.body.Error})
 	} else {
 		// A command killed by Shutdown did not end on its own: say so, or the client would take
 		// exit 137 and part of the output for the command's result.
 		stopped := res.exitCode > 128 && s.isClosing()
+		if rec != nil {
+			rec.finish(res.exitCode, res.timedOut, stopped)
+		}
 		fw.write(wire.Frame{Type: wire.FrameExit, ExitCode: res.exitCode, TimedOut: res.timedOut, Stopped: stopped})
 	}
 	return nil

@@ -56,6 +56,8 @@ type Config struct {
 	Env []string
 	// Logger receives one record per request. Default: discard.
 	Logger *slog.Logger
+	// ProcRoot is where durable execs keep their records. Default wire.ProcessRoot.
+	ProcRoot string
 }
 
 // Server is the http.Handler. Create it with New.
@@ -66,6 +68,7 @@ type Server struct {
 	waitDelay    time.Duration
 	baseEnv      []string
 	log          *slog.Logger
+	procRoot     string
 	routes       map[string]route
 
 	mu      sync.Mutex
@@ -112,6 +115,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.ProcRoot == "" {
+		cfg.ProcRoot = wire.ProcessRoot
+	}
 	s := &Server{
 		workDir:      filepath.Clean(wd),
 		maxFileBytes: cfg.MaxFileBytes,
@@ -119,6 +125,7 @@ func New(cfg Config) (*Server, error) {
 		waitDelay:    cfg.WaitDelay,
 		baseEnv:      cfg.Env,
 		log:          cfg.Logger,
+		procRoot:     cfg.ProcRoot,
 		token:        sha256.Sum256([]byte(cfg.Token)),
 		env:          map[string]string{},
 		running:      map[int]struct{}{},

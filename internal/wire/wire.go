@@ -53,7 +53,18 @@ type ExecRequest struct {
 	Dir            string            `json:"dir,omitempty"`          // "" = work dir; relative = under it
 	OutputLimit    int               `json:"output_limit,omitempty"` // /exec: <= 0 is 100000; /exec/stream: > 0 sends each stream's first output_limit+1 bytes only
 	Stdin          bool              `json:"stdin,omitempty"`        // /exec/stream: the rest of the body is stdin
+	// RequestID (/exec/stream only) makes the call durable: the server runs the command apart
+	// from the request, so it survives a lost stream, and records it under ProcessRoot/RequestID
+	// in the layout of the client's background processes, keeping up to StoreLimit bytes of
+	// each stream there, for the client to re-attach to. A RequestID in use is refused with
+	// CodeExists. Unless Keep, the record is deleted a while after the command's end.
+	RequestID  string `json:"request_id,omitempty"`
+	StoreLimit int    `json:"store_limit,omitempty"`
+	Keep       bool   `json:"keep,omitempty"`
 }
+
+// ProcessRoot is where background processes and durable calls keep their records in the pod.
+const ProcessRoot = "/tmp/.psbx-proc"
 
 // ExecResponse is the /exec body. output/exit_code/truncated are upstream's.
 type ExecResponse struct {
@@ -219,4 +230,5 @@ const (
 	CodeInvalid        = "invalid"          // 400
 	CodeUnauthorized   = "unauthorized"     // 401
 	CodeInternal       = "internal"         // 500
+	CodeExists         = "exists"           // 409: a durable exec's request id is in use
 )
