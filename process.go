@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/podsandbox/podsandbox/internal/wire"
 )
 
 // Background processes: commands that run detached from any call, such as dev servers, watchers
@@ -106,7 +108,7 @@ func (p *Process) ID() string { return p.id }
 // processRoot is where the supervisors keep their state. Every pod podsandbox makes has a
 // writable /tmp (an emptyDir), and /tmp is where an image without one must still let a process
 // write.
-const processRoot = "/tmp/.psbx-proc"
+const processRoot = wire.ProcessRoot
 
 var processID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
@@ -274,10 +276,13 @@ done
 rec "$d"
 exit 0`
 
-// procList prints the records of every process, each followed by a newline.
+// procList prints the records of every process, each followed by a newline. The in-pod server's
+// records of calls made WithReattach (marked "auto": they expire by themselves) are calls, not
+// background processes: they are left out.
 const procList = procRecord + `withcmd=1
 for d in ` + processRoot + `/*; do
   [ -e "$d/cmd" ] || continue
+  [ -e "$d/auto" ] && continue
   rec "$d"
   printf '\n'
 done
