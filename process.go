@@ -199,8 +199,8 @@ echo "$s $(date +%s)" > "$d/exit"`
 // procRecord defines rec DIR, which prints a process's record: "key=value" lines, then
 // "cmd=N", a newline, and the command's N bytes (N is 0 unless $withcmd is set). "alive" is read
 // before "exit", so a supervisor seen dead without an exit code really died without one. It
-// leaves the stream sizes in osz and esz. It runs two processes (wc, and cat for the command):
-// the rest is shell builtins, because a follower calls it often.
+// leaves the stream sizes in osz and esz. It runs one process (wc) without the command, and three
+// more with it: the rest is shell builtins, because a follower calls it often.
 const procRecord = `rec() {
   d=$1
   printf 'id=%s\n' "${d##*/}"
@@ -220,7 +220,16 @@ const procRecord = `rec() {
   set -- $(wc -c "$d/cmd" "$d/out" "$d/err" 2>/dev/null)
   osz=${3:-0} esz=${5:-0}
   printf 'outsize=%s\nerrsize=%s\n' "$osz" "$esz"
-  if [ -n "$withcmd" ]; then printf 'cmd=%s\n' "${1:-0}"; cat "$d/cmd"; else printf 'cmd=0\n'; fi
+  if [ -n "$withcmd" ]; then
+    # Read once, then count what was read: a record removed meanwhile gives an empty command, not
+    # a count that the bytes do not match ("x" keeps trailing newlines).
+    c=$(cat "$d/cmd" 2>/dev/null; echo x)
+    c=${c%x}
+    printf 'cmd=%s\n' "$(($(printf '%s' "$c" | wc -c)))"
+    printf '%s' "$c"
+  else
+    printf 'cmd=0\n'
+  fi
 }
 `
 
