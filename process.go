@@ -114,11 +114,10 @@ var processID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
 // Exit codes of the process scripts.
 const (
-	procNoSuch   = 3
-	procDone     = 4
-	procIDTaken  = 96
-	procNoTool   = 97
-	procInternal = 98
+	procNoSuch  = 3
+	procDone    = 4
+	procIDTaken = 96
+	procNoTool  = 97
 )
 
 // procLaunch makes the process's directory and starts the supervisor in a session of its own,
@@ -804,7 +803,7 @@ func (s *KubernetesPodSandbox) executeReattach(ctx context.Context, command stri
 	// went through before its answer was lost leaves the id taken.
 	var failing time.Time
 	for !started {
-		err := s.startProcess(fctx, id, command, c.Env, c.Dir, max(c.OutputLimit+1, DefaultProcessOutputLimit))
+		err := s.startProcess(fctx, id, command, c.Env, c.Dir, storeLimit)
 		if errors.Is(err, errProcIDTaken) {
 			var st ProcessStatus
 			if st, err = p.Status(fctx); err == nil && st.Command != command {
