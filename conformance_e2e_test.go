@@ -35,6 +35,13 @@ var transports = []transportCase{
 	{"api-agent-python", e2e.ImagePython, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI)}},
 }
 
+// gvisorTransports are both modes under the gvisor RuntimeClass (make cluster-up installs it
+// unless GVISOR=0). Only TestConformance runs them: the full table, and a check of the kernel.
+var gvisorTransports = []transportCase{
+	{"http-proxy-gvisor", e2e.ImageServer, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeHTTP), podsandbox.WithReach(podsandbox.ReachProxy), podsandbox.WithRuntimeClass(e2e.GVisorClass)}},
+	{"api-busybox-gvisor", e2e.ImageBusybox, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI), podsandbox.WithRuntimeClass(e2e.GVisorClass)}},
+}
+
 type transportCase struct {
 	name  string
 	image string
@@ -527,10 +534,22 @@ var conformance = []struct {
 }
 
 func TestConformance(t *testing.T) {
-	for _, tr := range transports {
+	for _, tr := range slices.Concat(transports, gvisorTransports) {
 		t.Run(tr.name, func(t *testing.T) {
 			t.Parallel()
+			gvisor := strings.HasSuffix(tr.name, "-gvisor")
+			if gvisor {
+				e2e.RequireGVisor(t)
+			}
 			sb := startSandbox(t, tr.image, tr.options()...)
+			if gvisor {
+				t.Run("the kernel is gVisor's", func(t *testing.T) {
+					r := mustExec(t, sb, "uname -r; dmesg 2>&1 | head -n 1")
+					if !strings.Contains(r.Stdout, "gvisor") || !strings.Contains(r.Stdout, "Starting gVisor") {
+						t.Errorf("uname and dmesg say %q: not gVisor's kernel", r.Stdout)
+					}
+				})
+			}
 			// After the cases (and before Stop): the calls took this transport's path, not a fallback.
 			t.Cleanup(func() {
 				if got, want := sb.Via(), tr.via(); want != "" && got != want {

@@ -360,6 +360,12 @@ func (s *KubernetesPodSandbox) createOrAdopt(ctx context.Context) (*corev1.Pod, 
 			return nil, false, err
 		}
 	}
+	if err := s.ensurePolicy(ctx); err != nil {
+		if err := s.deleteSecret(context.WithoutCancel(ctx)); err != nil {
+			s.log.Warn("cleanup after a failed create", "err", err)
+		}
+		return nil, false, err
+	}
 	pods := s.client.CoreV1().Pods(s.cfg.namespace)
 	for {
 		pod, err := pods.Create(ctx, s.buildPod(), metav1.CreateOptions{})
@@ -367,9 +373,11 @@ func (s *KubernetesPodSandbox) createOrAdopt(ctx context.Context) (*corev1.Pod, 
 			if s.cfg.mode == ModeHTTP {
 				s.ownSecret(ctx, pod)
 			}
+			s.ownPolicy(ctx, pod)
 			return pod, true, nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
+			s.dropUnowned(ctx)
 			return nil, false, s.createError(err)
 		}
 		old, gerr := pods.Get(ctx, s.podName, metav1.GetOptions{})
@@ -388,6 +396,7 @@ func (s *KubernetesPodSandbox) createOrAdopt(ctx context.Context) (*corev1.Pod, 
 					return nil, false, err
 				}
 			}
+			s.ownPolicy(ctx, old)
 			return old, false, nil
 		}
 		// Ours but on its way out (a quick re-create after Stop): wait until it is gone.
@@ -411,7 +420,20 @@ func (s *KubernetesPodSandbox) adopt(ctx context.Context, pod *corev1.Pod) (*cor
 			return nil, err
 		}
 	}
+	if err := s.ensurePolicy(ctx); err != nil {
+		return nil, err
+	}
+	s.ownPolicy(ctx, pod)
 	return pod, nil
+}
+
+// dropUnowned deletes what createOrAdopt made before a pod creation that failed: the Secret and
+// the NetworkPolicy (nothing owns them yet, so the garbage collector would not).
+func (s *KubernetesPodSandbox) dropUnowned(ctx context.Context) {
+	ctx = context.WithoutCancel(ctx)
+	if err := errors.Join(s.deleteSecret(ctx), s.deletePolicy(ctx)); err != nil {
+		s.log.Warn("cleanup after a failed create", "err", err)
+	}
 }
 
 // adoptable returns "" when pod is a podsandbox pod for this sandbox id and mode, else why not.
@@ -430,6 +452,11 @@ func (s *KubernetesPodSandbox) adoptable(pod *corev1.Pod) string {
 }
 
 func (s *KubernetesPodSandbox) createError(err error) error {
+	// The RuntimeClass admission plugin refuses a pod whose class does not exist.
+	if (apierrors.IsForbidden(err) || apierrors.IsNotFound(err)) && strings.Contains(err.Error(), "RuntimeClass") {
+		return &StartupError{Pod: s.podName, Reason: "RuntimeClassNotFound", Message: fmt.Sprintf(
+			"%v (kubectl get runtimeclass lists the classes there are; install the runtime and its RuntimeClass, or drop WithRuntimeClass)", err)}
+	}
 	hint := ""
 	switch {
 	case apierrors.IsForbidden(err):
@@ -506,7 +533,7 @@ func (s *KubernetesPodSandbox) deleteOwned(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("delete pod %s: %w", s.podName, err))
 		}
 	}
-	errs = append(errs, s.deleteSecret(ctx))
+	errs = append(errs, s.deleteSecret(ctx), s.deletePolicy(ctx))
 	if err := errors.Join(errs...); err != nil {
 		s.log.Warn("cleanup failed", "err", err)
 		return fmt.Errorf("podsandbox: %w", err)

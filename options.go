@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/rest"
 
@@ -81,6 +83,9 @@ type config struct {
 	agent            *Agent
 	tolerations      []corev1.Toleration
 	nodeSelector     map[string]string
+	egressAllow      []egressAllow
+	ingressFrom      []networkingv1.NetworkPolicyPeer
+	openNetwork      bool
 
 	// set records which options were given, by name, so that validation can tell a default from
 	// an explicit choice (a template versus WithResources, API mode versus WithPort).
@@ -329,6 +334,64 @@ func WithRuntimeClass(name string) Option {
 	}
 }
 
+// WithEgressAllow adds a destination to the sandbox's egress allow-list: a CIDR ("10.0.0.0/8",
+// "192.0.2.7/32", an IPv6 prefix) and the ports it may be reached on, over TCP and UDP; every port
+// when none is given. Call it once per destination.
+//
+// By default every sandbox gets a NetworkPolicy that denies all egress except DNS to the cluster's
+// resolver (pods labelled k8s-app=kube-dns in any namespace). Names are not policy: to allow a
+// domain, run an egress proxy and allow its address, or use a CNI with FQDN policies.
+func WithEgressAllow(cidr string, ports ...int) Option {
+	return func(c *config) error {
+		bad := func(why string) error {
+			return fmt.Errorf("%w: WithEgressAllow(%q, %v): %s", ErrInvalidArgument, cidr, ports, why)
+		}
+		p, err := netip.ParsePrefix(cidr)
+		if err != nil {
+			a, aerr := netip.ParseAddr(cidr)
+			if aerr != nil {
+				return bad("not a CIDR (want an address with a prefix length, like 10.1.2.3/32)")
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if p.Masked() != p {
+			return bad(fmt.Sprintf("host bits are set; did you mean %s?", p.Masked()))
+		}
+		e := egressAllow{cidr: p}
+		for _, port := range ports {
+			if port < 1 || port > 65535 {
+				return bad(fmt.Sprintf("port %d is outside 1-65535", port))
+			}
+			e.ports = append(e.ports, int32(port))
+		}
+		c.egressAllow = append(c.egressAllow, e)
+		c.mark("WithEgressAllow")
+		return nil
+	}
+}
+
+// WithIngressFrom says who may reach an HTTP-mode sandbox's server port: pods or namespaces, as
+// NetworkPolicy peers. Without it that port is open to every source (the API server's pods/proxy
+// and the kubelet's probes come from the node); every other port is closed either way. A port
+// forward enters the pod's own network namespace and is not subject to the policy.
+func WithIngressFrom(peers ...networkingv1.NetworkPolicyPeer) Option {
+	return func(c *config) error {
+		if len(peers) == 0 {
+			return fmt.Errorf("%w: WithIngressFrom(): name at least one peer, or leave the option out to open the server port to all", ErrInvalidArgument)
+		}
+		c.ingressFrom = append(c.ingressFrom, peers...)
+		c.mark("WithIngressFrom")
+		return nil
+	}
+}
+
+// WithOpenNetwork runs the sandbox without a NetworkPolicy: it may then connect to every address
+// the cluster routes, and anyone may connect to it. Use it only for trusted code, or where the
+// cluster enforces a policy of its own.
+func WithOpenNetwork() Option {
+	return func(c *config) error { c.openNetwork = true; c.mark("WithOpenNetwork"); return nil }
+}
+
 // WithImagePullPolicy sets the container's pull policy (default IfNotPresent).
 func WithImagePullPolicy(p corev1.PullPolicy) Option {
 	return func(c *config) error {
@@ -508,6 +571,16 @@ func (c *config) validate(use specUse) error {
 				return bad("%s is a ModeAPI setting; ModeHTTP talks to its in-pod server: drop it or use WithMode(ModeAPI)", o)
 			}
 		}
+	}
+	if c.openNetwork {
+		for _, o := range []string{"WithEgressAllow", "WithIngressFrom"} {
+			if c.set[o] {
+				return bad("WithOpenNetwork drops the NetworkPolicy that %s adds to: keep one", o)
+			}
+		}
+	}
+	if c.mode == ModeAPI && c.set["WithIngressFrom"] {
+		return bad("WithIngressFrom opens the in-pod server's port, a ModeHTTP setting; ModeAPI accepts no connection at all: drop it or use WithMode(ModeHTTP)")
 	}
 	for k, v := range c.labels {
 		if ownLabel(k) {

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 
 	"github.com/podsandbox/podsandbox/internal/wire"
@@ -49,6 +51,14 @@ func TestSpecRefuses(t *testing.T) {
 		{"nil template", []Option{WithPodTemplate(nil)}, "nil"},
 		{"node selector", []Option{WithNodeSelector(map[string]string{"a b": "c"})}, "node selector"},
 		{"nil option", []Option{nil}, "nil Option"},
+		{"egress not a cidr", []Option{WithEgressAllow("example.com", 443)}, "not a CIDR"},
+		{"egress host bits", []Option{WithEgressAllow("10.1.2.3/8")}, "did you mean 10.0.0.0/8"},
+		{"egress port", []Option{WithEgressAllow("10.0.0.0/8", 70000)}, "outside 1-65535"},
+		{"ingress from nobody", []Option{WithIngressFrom()}, "at least one peer"},
+		{"open network and an allow-list", []Option{WithOpenNetwork(), WithEgressAllow("10.0.0.1/32")}, "keep one"},
+		{"open network and ingress peers", []Option{WithOpenNetwork(), WithIngressFrom(networkingv1.NetworkPolicyPeer{PodSelector: &metav1.LabelSelector{}})}, "keep one"},
+		{"api with ingress peers", []Option{WithMode(ModeAPI), WithIngressFrom(networkingv1.NetworkPolicyPeer{PodSelector: &metav1.LabelSelector{}})}, "ModeAPI accepts no connection"},
+		{"network policy label", []Option{WithLabels(map[string]string{LabelNetworkPolicy: "x"})}, "podsandbox's own"},
 		{"ids differ", []Option{WithSandboxID("a"), WithSessionID("b")}, "keep one"},
 		{"api with port", []Option{WithMode(ModeAPI), WithPort(9000)}, "WithPort is a ModeHTTP setting"},
 		{"api with token", []Option{WithMode(ModeAPI), WithExecToken("t")}, "WithExecToken is a ModeHTTP setting"},

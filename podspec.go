@@ -33,6 +33,9 @@ const (
 	ManagedByValue = "podsandbox"
 	// LabelSandboxID carries the label-safe form of the sandbox id (the pod name without prefix).
 	LabelSandboxID = "podsandbox.io/sandbox-id"
+	// LabelNetworkPolicy selects the pod in its NetworkPolicy: the pod name without prefix, set at
+	// creation and never changed.
+	LabelNetworkPolicy = "podsandbox.io/network-policy"
 	// AnnotationSandboxID carries the sandbox id exactly as given.
 	AnnotationSandboxID = "podsandbox.io/sandbox-id"
 	// AnnotationMode records the transport the pod was built for ("http" or "api").
@@ -95,7 +98,7 @@ func PodName(id string) string {
 // ownLabel reports whether k is one of the labels podsandbox sets and a caller may not.
 func ownLabel(k string) bool {
 	switch k {
-	case LabelManagedBy, LabelSandboxID, LabelPool, LabelPoolState, LabelPoolSpec:
+	case LabelManagedBy, LabelSandboxID, LabelPool, LabelPoolState, LabelPoolSpec, LabelNetworkPolicy:
 		return true
 	}
 	return false
@@ -106,6 +109,7 @@ func podLabels(name string, extra map[string]string) map[string]string {
 	maps.Copy(l, extra)
 	l[LabelManagedBy] = ManagedByValue
 	l[LabelSandboxID] = strings.TrimPrefix(name, PodNamePrefix)
+	l[LabelNetworkPolicy] = l[LabelSandboxID] // fixed for the pod's life: a warm pool's claim changes LabelSandboxID
 	return l
 }
 

@@ -113,8 +113,8 @@ func newWarmPool(f *KubernetesFactory, size int, popts []PoolOption, log *slog.L
 	return p, nil
 }
 
-// specHash hashes the pod spec f makes (for a fixed sandbox id) and its mode: equal hashes mean
-// interchangeable warm pods.
+// specHash hashes the pod spec f makes (for a fixed sandbox id), its NetworkPolicy and its mode:
+// equal hashes mean interchangeable warm pods.
 func specHash(f *KubernetesFactory) (string, error) {
 	spec := f.spec
 	spec.sandboxID = "pool-spec"
@@ -127,7 +127,11 @@ func specHash(f *KubernetesFactory) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("podsandbox: warm pool: hashing the pod spec: %w", err)
 	}
-	sum := sha256.Sum256(append(b, spec.mode...))
+	np, err := json.Marshal(sb.buildNetworkPolicy()) // "null" with WithOpenNetwork
+	if err != nil {
+		return "", fmt.Errorf("podsandbox: warm pool: hashing the network policy: %w", err)
+	}
+	sum := sha256.Sum256(slices.Concat(b, np, []byte(spec.mode)))
 	return hex.EncodeToString(sum[:8]), nil
 }
 

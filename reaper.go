@@ -27,8 +27,9 @@ type Reaper struct {
 	// FinishedGrace is how long a pod that has finished (Failed or Succeeded, for example after
 	// activeDeadlineSeconds) is kept for inspection before it is deleted. Default 1 min.
 	FinishedGrace time.Duration
-	// OrphanGrace is how long a token Secret that no pod owns is kept (a create in progress) before
-	// it is deleted; Secrets owned by a pod go with it through the garbage collector. Default 5 min.
+	// OrphanGrace is how long a token Secret or NetworkPolicy that no pod owns is kept (a create in
+	// progress) before it is deleted; those owned by a pod go with it through the garbage
+	// collector. Default 5 min.
 	OrphanGrace time.Duration
 	// DryRun makes Reap delete nothing: its result says what it would have deleted.
 	DryRun bool
@@ -38,8 +39,9 @@ type Reaper struct {
 
 // ReapResult counts what a Reap deleted (or, with DryRun, would have deleted).
 type ReapResult struct {
-	Pods    int
-	Secrets int
+	Pods     int
+	Secrets  int
+	Policies int // NetworkPolicies
 	// Reaped lists the pods, with why each was (or would be) deleted.
 	Reaped []ReapedPod
 }
@@ -127,10 +129,49 @@ func (r *Reaper) Reap(ctx context.Context) (ReapResult, error) {
 			errs = append(errs, fmt.Errorf("delete secret %s: %w", s.Name, err))
 		}
 	}
+	n, err := r.reapPolicies(ctx, sel, now)
+	res.Policies = n
+	if err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return res, fmt.Errorf("podsandbox: reap: %w", err)
 	}
 	return res, nil
+}
+
+// reapPolicies deletes the NetworkPolicies that no pod owns after OrphanGrace (their creator died
+// between making the policy and the pod). Without RBAC for policies (every sandbox of this
+// namespace uses WithOpenNetwork) there is nothing to do.
+func (r *Reaper) reapPolicies(ctx context.Context, sel metav1.ListOptions, now time.Time) (int, error) {
+	api := r.client.NetworkingV1().NetworkPolicies(r.namespace)
+	list, err := api.List(ctx, sel)
+	if apierrors.IsForbidden(err) {
+		r.log.Debug("not allowed to list NetworkPolicies; orphaned ones are not reaped", "err", err)
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("list network policies: %w", err)
+	}
+	n := 0
+	var errs []error
+	for i := range list.Items {
+		p := &list.Items[i]
+		if len(p.OwnerReferences) > 0 || p.Labels[LabelManagedBy] != ManagedByValue || now.Sub(p.CreationTimestamp.Time) < r.OrphanGrace {
+			continue
+		}
+		uid := p.UID
+		var err error
+		if !r.DryRun {
+			err = api.Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+		}
+		if err == nil {
+			n++
+		} else if !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			errs = append(errs, fmt.Errorf("delete network policy %s: %w", p.Name, err))
+		}
+	}
+	return n, errors.Join(errs...)
 }
 
 // expired says why p should be reaped, or "" when it should stay.

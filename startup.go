@@ -30,6 +30,7 @@ func (s *KubernetesPodSandbox) waitUsable(ctx context.Context, t0 time.Time) (*c
 	var (
 		grace     = map[string]time.Time{} // reason -> first seen, for reasons that may heal
 		graceTick <-chan time.Time
+		eventTick <-chan time.Time // with a RuntimeClass: look for a handler the node lacks
 		probing   bool
 		healthy   = make(chan transport, 1)
 		last      *corev1.Pod
@@ -66,6 +67,9 @@ func (s *KubernetesPodSandbox) waitUsable(ctx context.Context, t0 time.Time) (*c
 			if len(grace) > 0 && graceTick == nil {
 				graceTick = time.After(s.cfg.unschedulable + 10*time.Millisecond)
 			}
+			if eventTick == nil && p.Spec.RuntimeClassName != nil && p.Spec.NodeName != "" && !containerRunning(p) {
+				eventTick = time.After(handlerCheckEvery)
+			}
 			if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
 				if s.cfg.mode == ModeAPI && podReady(p) {
 					return p, nil
@@ -88,12 +92,42 @@ func (s *KubernetesPodSandbox) waitUsable(ctx context.Context, t0 time.Time) (*c
 		case <-sub.changed():
 		case <-graceTick:
 			graceTick = nil
+		case <-eventTick:
+			eventTick = nil
+			if last != nil && !containerRunning(last) {
+				if msg, ok := s.handlerMissing(ctx); ok {
+					return nil, s.startupFailure(ctx, last, "RuntimeHandlerUnavailable", fmt.Sprintf(
+						"the node cannot run RuntimeClass %q: its handler is not installed there (%s)", *last.Spec.RuntimeClassName, msg))
+				}
+				eventTick = time.After(handlerCheckEvery)
+			}
 		case tr := <-healthy:
 			s.tr, s.healthy = tr, true
 			span.AddEvent("server ready", trace.WithAttributes(attribute.Int64("podsandbox.elapsed_ms", time.Since(t0).Milliseconds())))
 			return last, nil
 		}
 	}
+}
+
+// handlerCheckEvery is how often a starting pod with a RuntimeClass has its events read.
+const handlerCheckEvery = 500 * time.Millisecond
+
+// handlerMissing reports whether the pod's events say the node cannot create its pod sandbox
+// because the RuntimeClass's handler is not configured or its shim is not installed. The kubelet
+// retries that forever, and the pod's status shows only ContainerCreating.
+func (s *KubernetesPodSandbox) handlerMissing(ctx context.Context) (string, bool) {
+	for _, e := range s.lastEvents(ctx, 5) {
+		if !strings.HasPrefix(e, "FailedCreatePodSandBox: ") {
+			continue
+		}
+		low := strings.ToLower(e)
+		for _, sign := range []string{"no runtime for", "runtime handler", "failed to start shim", "executable file not found"} {
+			if strings.Contains(low, sign) {
+				return strings.TrimPrefix(e, "FailedCreatePodSandBox: "), true
+			}
+		}
+	}
+	return "", false
 }
 
 // probeHealth polls the in-pod server's /health until it answers, with a short backoff.

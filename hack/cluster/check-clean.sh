@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fails (exit 1, listing them) when the local cluster left anything behind: a process (daemon,
 # kwok, shim, pod process), a mount, the bridge, a pod network namespace, a kubepods cgroup, a
-# listener on the cluster's ports, $RUN, or (WIPE=1) the state. Also fails when
+# listener on the cluster's ports, $RUN (with runsc's state and mounts), or (WIPE=1) the state. Also fails when
 # net.ipv4.ip_forward is not 0.
 # Run by cluster-down; can be run on its own at any time the cluster should be down.
 . "$(dirname "$0")/lib.sh"
@@ -13,7 +13,7 @@ for p in /proc/[0-9]*; do
   cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
   [ -n "$cmd" ] || continue
   exe=$(readlink "$p/exe" 2>/dev/null || true)
-  case "$exe" in "$BIN"/*) left+=("process $pid: $cmd"); continue ;; esac
+  case "$exe" in "$BIN"/*|"$GVISOR_BIN"/*) left+=("process $pid: $cmd"); continue ;; esac
   case "$exe" in "$CACHE"/kwok-*/bin/*) left+=("kwok process $pid (make kwok-down stops it): $cmd"); continue ;; esac
   case "$cmd" in
     *"$ETC/containerd.toml"*|*"-address $SOCK "*) left+=("process $pid: $cmd") ;;

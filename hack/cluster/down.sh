@@ -40,7 +40,7 @@ if ! pid_of containerd >/dev/null && [ -f "$ETC/containerd.toml" ] &&
    { [ -n "$(shim_pids)" ] || [ -d "$RUN/containerd/io.containerd.runtime.v2.task/k8s.io" ]; }; then
   log "starting containerd to remove the pods of a cluster that was killed"
   mkdir -p "$RUN" "$LOGS"
-  if (start containerd containerd --config "$ETC/containerd.toml"); then
+  if (PATH=$GVISOR_BIN:$PATH start containerd containerd --config "$ETC/containerd.toml"); then
     for _ in $(seq 100); do ctr_ version >/dev/null 2>&1 && break; sleep 0.1; done
   else
     log "containerd did not start; removing its leftovers by force"
@@ -58,6 +58,8 @@ stop kube-apiserver etcd containerd
 # their -address. Then any process still in a kubepods cgroup is a pod process of this cluster.
 for _ in $(seq 30); do [ -z "$(shim_pids)" ] && break; sleep 0.1; done
 for p in $(shim_pids); do kill -9 "$p" 2>/dev/null || true; done
+# gVisor's sandbox and gofer processes (runsc re-executes itself) outlive a killed shim.
+for p in $(gvisor_pids); do kill -9 "$p" 2>/dev/null || true; done
 for cg in $(kubepods_cgroups); do
   find "$cg" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u | while read -r p; do kill -9 "$p" 2>/dev/null || true; done
 done

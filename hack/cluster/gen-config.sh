@@ -4,6 +4,26 @@
 . "$(dirname "$0")/lib.sh"
 mkdir -p "$ETC" "$PKI" "$STATE/cni/net.d" "$LOGS" "$RUN"
 
+# ---- gVisor: the "gvisor" runtime handler (RuntimeClass gvisor), unless GVISOR=0 ----
+# containerd starts containerd-shim-runsc-v1 from its PATH (up.sh puts $GVISOR_BIN first); the shim
+# reads runsc.toml through the options' TypeUrl. Platform systrap: this VM has no /dev/kvm.
+gvisor_stanza() {
+  [ "$GVISOR" = 1 ] || return 0
+  cat <<TOML
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.gvisor]
+      runtime_type = "io.containerd.runsc.v1"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.gvisor.options]
+        TypeUrl = "io.containerd.runsc.v1.options"
+        ConfigPath = "$ETC/runsc.toml"
+TOML
+}
+cat > "$ETC/runsc.toml" <<TOML
+binary_name = "$GVISOR_BIN/runsc"
+root = "$RUNSC_ROOT"
+[runsc_config]
+  platform = "systrap"
+TOML
+
 # ---- containerd 1.6, config version 2 ----
 # Everything lives under STATE and RUN. Two paths are fixed by containerd 1.6 itself:
 # /run/containerd/s (shim sockets) and /run/netns (pod network namespaces); down.sh removes them.
@@ -31,6 +51,7 @@ state = "$RUN/containerd"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
         Root = "$RUN/runc"
+$(gvisor_stanza)
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$STATE/cni/net.d"

@@ -15,8 +15,16 @@ ROOT=${ROOT:-$(cd "$HACK/../.." && pwd)}
 . "$HACK/versions.env"
 CACHE=${PODSANDBOX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/podsandbox}
 BIN=${BIN:-$CACHE/k8s-$K8S_VERSION/bin}
+# GVISOR=1 (the default) gives the cluster a "gvisor" RuntimeClass; GVISOR=0 leaves it out.
+GVISOR=${GVISOR:-1}
+_gv() { local v=${1#v0.0.0-}; echo "${v%%-*}"; }
+GVISOR_BIN=${GVISOR_BIN:-$CACHE/gvisor-runsc$(_gv "$GVISOR_RUNSC_VERSION")-shim$(_gv "$GVISOR_SHIM_VERSION")/bin}
+have_runsc() { [ -x "$GVISOR_BIN/runsc" ] && "$GVISOR_BIN/runsc" --version >/dev/null 2>&1; }
+have_shim() { [ -x "$GVISOR_BIN/containerd-shim-runsc-v1" ] && "$GVISOR_BIN/containerd-shim-runsc-v1" -v >/dev/null 2>&1; }
 STATE=${STATE:-/var/lib/podsandbox-cluster}
 RUN=${RUN:-/run/podsandbox-cluster}
+# runsc keeps its container state here; it bind-mounts a netns pin under it (down.sh unmounts).
+RUNSC_ROOT=$RUN/runsc
 ETCD_DATA=${ETCD_DATA:-/dev/shm/podsandbox-etcd}
 KUBECONFIG_OUT=${KUBECONFIG_OUT:-$ROOT/.cluster/kubeconfig}
 NODE_NAME=${NODE_NAME:-localhost}
@@ -58,6 +66,12 @@ pid_of() {
 api() {
   curl -sf --max-time 5 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
     "https://127.0.0.1:$API_PORT$1"
+}
+
+# api_write METHOD PATH BODY: a write to the API server as the cluster admin; prints the HTTP code.
+api_write() {
+  curl -s -o /dev/null -w '%{http_code}' --max-time 10 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
+    -X "$1" -H 'Content-Type: application/json' ${3:+--data "$3"} "https://127.0.0.1:$API_PORT$2"
 }
 
 # kubelet_ready: the kubelet's healthz answers and the node is Ready (healthz first: right after a
@@ -128,6 +142,15 @@ shim_pids() {
   local p
   for p in /proc/[0-9]*; do
     tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -qF -- "-address $SOCK " && echo "${p#/proc/}"
+  done
+  return 0
+}
+
+# gvisor_pids: processes running our runsc or its shim (by their executable).
+gvisor_pids() {
+  local p
+  for p in /proc/[0-9]*; do
+    case "$(readlink "$p/exe" 2>/dev/null)" in "$GVISOR_BIN"/*) echo "${p#/proc/}" ;; esac
   done
   return 0
 }

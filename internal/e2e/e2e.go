@@ -334,3 +334,25 @@ func LivePods(t testing.TB, ns, selector string) []corev1.Pod {
 	}
 	return live
 }
+
+const (
+	// GVisorClass is the RuntimeClass that runs pods on gVisor in the local cluster.
+	GVisorClass = "gvisor"
+	// GVisorEnv set to 0 says the cluster was started without gVisor on purpose (make cluster-up
+	// GVISOR=0): the gVisor tests then skip and say so. Otherwise they need the RuntimeClass.
+	GVisorEnv = "GVISOR"
+)
+
+// RequireGVisor fails the test when the cluster has no RuntimeClass GVisorClass, or skips it when
+// GVisorEnv=0 says gVisor was left out on purpose.
+func RequireGVisor(t testing.TB) {
+	t.Helper()
+	if os.Getenv(GVisorEnv) == "0" {
+		t.Skipf("%s=0: the cluster runs without gVisor", GVisorEnv)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := Env(t).Client.NodeV1().RuntimeClasses().Get(ctx, GVisorClass, metav1.GetOptions{}); err != nil {
+		t.Fatalf("RuntimeClass %s: %v (make cluster-up installs it; run make cluster-down && make cluster-up, or set %s=0 to skip the gVisor tests)", GVisorClass, err, GVisorEnv)
+	}
+}
