@@ -113,7 +113,9 @@ func TestRuntimeClassFailsFast(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = env.Client.NodeV1().RuntimeClasses().Delete(context.Background(), rc.Name, metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		_ = env.Client.NodeV1().RuntimeClasses().Delete(context.Background(), rc.Name, metav1.DeleteOptions{})
+	})
 	cases := []struct {
 		class, reason, says string
 	}{
