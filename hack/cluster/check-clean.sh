@@ -13,7 +13,7 @@ for p in /proc/[0-9]*; do
   cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
   [ -n "$cmd" ] || continue
   exe=$(readlink "$p/exe" 2>/dev/null || true)
-  case "$exe" in "$BIN"/*|"$GVISOR_BIN"/*) left+=("process $pid: $cmd"); continue ;; esac
+  case "$exe" in "$BIN"/*|"$GVISOR_BIN"/*|"$KUBE_ROUTER_BIN"/*) left+=("process $pid: $cmd"); continue ;; esac
   case "$exe" in "$CACHE"/kwok-*/bin/*) left+=("kwok process $pid (make kwok-down stops it): $cmd"); continue ;; esac
   case "$cmd" in
     *"$ETC/containerd.toml"*|*"-address $SOCK "*) left+=("process $pid: $cmd") ;;
@@ -36,6 +36,7 @@ for port in $PORTS; do
   [ -z "$h" ] || left+=("listener on port $port: $h")
 done
 [ -e "$RUN" ] && left+=("run directory $RUN")
+nl=$(netpol_left) && left+=("kube-router's iptables chains or ipsets: $nl")
 [ -e /var/lib/kubelet/device-plugins/kubelet.sock ] && left+=("kubelet socket /var/lib/kubelet/device-plugins/kubelet.sock")
 [ -z "$(ip -4 route show "$POD_CIDR" 2>/dev/null)" ] || left+=("route to $POD_CIDR")
 if [ "${WIPE:-0}" = 1 ]; then

@@ -19,6 +19,10 @@ BIN=${BIN:-$CACHE/k8s-$K8S_VERSION/bin}
 GVISOR=${GVISOR:-1}
 _gv() { local v=${1#v0.0.0-}; echo "${v%%-*}"; }
 GVISOR_BIN=${GVISOR_BIN:-$CACHE/gvisor-runsc$(_gv "$GVISOR_RUNSC_VERSION")-shim$(_gv "$GVISOR_SHIM_VERSION")/bin}
+# NETPOL=1 (the default) runs a NetworkPolicy enforcer (kube-router's firewall); NETPOL=0 does not.
+NETPOL=${NETPOL:-1}
+KUBE_ROUTER_BIN=${KUBE_ROUTER_BIN:-$CACHE/kube-router-$KUBE_ROUTER_VERSION/bin}
+have_kube_router() { [ -x "$KUBE_ROUTER_BIN/kube-router" ] && "$KUBE_ROUTER_BIN/kube-router" --version >/dev/null 2>&1; }
 have_runsc() { [ -x "$GVISOR_BIN/runsc" ] && "$GVISOR_BIN/runsc" --version >/dev/null 2>&1; }
 have_shim() { [ -x "$GVISOR_BIN/containerd-shim-runsc-v1" ] && "$GVISOR_BIN/containerd-shim-runsc-v1" -v >/dev/null 2>&1; }
 STATE=${STATE:-/var/lib/podsandbox-cluster}
@@ -46,7 +50,7 @@ DAEMONS="containerd etcd kube-apiserver kube-controller-manager kube-scheduler k
 # kubelet API and healthz, controller-manager and scheduler secure ports.
 PORTS="$API_PORT 2379 2380 2381 10250 10248 10257 10259"
 # Debian packages the cluster and the image build need.
-PACKAGES="containerd runc containernetworking-plugins iptables conntrack openssl curl ca-certificates debootstrap busybox-static iproute2 util-linux"
+PACKAGES="containerd runc containernetworking-plugins iptables ipset conntrack openssl curl ca-certificates debootstrap busybox-static iproute2 util-linux"
 
 require_root() { [ "$(id -u)" = 0 ] || die "$1 needs root (it runs containerd, the kubelet and debootstrap); run it as root"; }
 
@@ -153,6 +157,14 @@ gvisor_pids() {
     case "$(readlink "$p/exe" 2>/dev/null)" in "$GVISOR_BIN"/*) echo "${p#/proc/}" ;; esac
   done
   return 0
+}
+
+# netpol_left: prints kube-router's iptables chains and ipsets still in the kernel; 1 when none.
+netpol_left() {
+  local out
+  out=$( { iptables-save 2>/dev/null | grep -oE '^:KUBE-(ROUTER-[A-Z]+|NWPLCY-[A-Z0-9]+|POD-FW-[A-Z0-9]+)' | tr -d :
+           ipset list -n 2>/dev/null | grep -E '^KUBE-(DST|SRC|NWPLCY)|^kube-router' ; } | sort -u | tr '\n' ' ')
+  [ -n "$out" ] && echo "$out"
 }
 
 # our_mounts: mount points that belong to the cluster (pod volumes, rootfs, shm, netns pins),

@@ -33,12 +33,25 @@ write_kubeconfig() {
   log "kubeconfig: $KUBECONFIG_OUT   (kubectl --kubeconfig $KUBECONFIG_OUT get nodes)"
 }
 
+# start_netpol: the NetworkPolicy enforcer, kube-router's firewall alone, on the host (it writes
+# iptables and ipset rules for the pods of this node). Waits until its first full sync.
+start_netpol() {
+  start kube-router "$KUBE_ROUTER_BIN/kube-router" --kubeconfig="$ETC/admin-embedded.kubeconfig" \
+    --hostname-override="$NODE_NAME" --run-firewall=true --run-router=false --run-service-proxy=false \
+    --enable-cni=false --service-cluster-ip-range="$SVC_CIDR" --health-port=0 --metrics-port=0 -v=1
+  waitfor "kube-router's first sync" 60 kube-router iptables -S KUBE-ROUTER-FORWARD
+  log "NetworkPolicy enforcer: kube-router $KUBE_ROUTER_VERSION (firewall only)"
+}
+
 # ---- already running? ----
 if cluster_healthy; then
   running=$(cat "$RUN/version" 2>/dev/null || echo unknown)
   [ "$running" = "$K8S_VERSION" ] || die "a cluster of version $running is running, this checkout wants $K8S_VERSION: run make cluster-down first"
   rg=$(cat "$RUN/gvisor" 2>/dev/null || echo 0)
   [ "$rg" = "$GVISOR" ] || die "the running cluster was started with GVISOR=$rg, this run asks for GVISOR=$GVISOR: run make cluster-down first"
+  rn=$(cat "$RUN/netpol" 2>/dev/null || echo 0)
+  [ "$rn" = "$NETPOL" ] || die "the running cluster was started with NETPOL=$rn, this run asks for NETPOL=$NETPOL: run make cluster-down first"
+  if [ "$NETPOL" = 1 ] && ! pid_of kube-router >/dev/null; then start_netpol; fi
   log "cluster already running (started $(cat "$RUN/started" 2>/dev/null)); reusing it"
   if [ "${IMAGES:-1}" != 0 ]; then "$HACK/images.sh"; lap images; fi
   write_kubeconfig
@@ -110,6 +123,12 @@ if [ "$GVISOR" = 1 ] && ! { have_runsc && have_shim; }; then
   have_runsc && have_shim || die "building gVisor failed (see above); GVISOR=0 starts the cluster without it"
 fi
 lap build-gvisor
+if [ "$NETPOL" = 1 ] && ! have_kube_router; then
+  log "building kube-router $KUBE_ROUTER_VERSION into $KUBE_ROUTER_BIN; a few minutes on a fresh machine (NETPOL=0 skips it)"
+  "$HACK/build-kube-router.sh" 2>&1 | { grep -v '^go: downloading' >&2 || true; }
+  have_kube_router || die "building kube-router failed (see above); NETPOL=0 starts the cluster without a NetworkPolicy enforcer"
+fi
+lap build-kube-router
 "$HACK/gen-config.sh"
 lap config
 
@@ -123,6 +142,7 @@ ip link set "$BRIDGE" up
 echo "$fwd" >"$RUN/ip_forward.at-start"
 echo "$K8S_VERSION" >"$RUN/version"
 echo "$GVISOR" >"$RUN/gvisor"
+echo "$NETPOL" >"$RUN/netpol"
 echo "$(date '+%F %T') from $ROOT" >"$RUN/started"
 
 # ---- daemons ----
@@ -195,10 +215,12 @@ else
   case $code in 200|404) ;; *) die "deleting RuntimeClass gvisor failed (HTTP $code)" ;; esac
 fi
 lap runtimeclass
+if [ "$NETPOL" = 1 ]; then start_netpol; fi
+lap netpol
 
 # ---- the network rule, checked ----
 ours=" "
-for d in $DAEMONS; do ours="$ours$(pid_of "$d") "; done
+for d in $DAEMONS kube-router; do ours="$ours$(pid_of "$d" || true) "; done
 bad=$(ss -Htulnp 2>/dev/null | awk -v ours="$ours" '{
   n = split($0, a, "pid="); for (i = 2; i <= n; i++) { split(a[i], b, ","); if (index(ours, " " b[1] " ") && $5 !~ /^(127\.0\.0\.1|\[::1\]):/) print $5, $7 } }')
 [ -z "$bad" ] || die "NETWORK RULE: a cluster daemon listens beyond loopback: $bad"
