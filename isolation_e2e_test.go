@@ -5,6 +5,9 @@ package podsandbox_test
 import (
 	"context"
 	"errors"
+	"net"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -181,5 +184,168 @@ func waitNoneLeft(t *testing.T, env *e2e.Cluster, pod string) {
 			t.Fatalf("left behind: %v", left)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// target is an address a sandbox tries to connect to, and what its listener says first.
+type target struct {
+	name     string
+	host     string
+	port     int
+	httpPath string // "": a raw TCP listener with a banner; else an HTTP server, asked for this path
+	says     string
+}
+
+// reach reports whether sb can open a TCP connection to tg: whether tg's first words come back.
+// The target's address comes in the environment, never in the script.
+func reach(t *testing.T, sb podsandbox.Sandbox, tg target) (bool, string) {
+	t.Helper()
+	cmd := `timeout 3 nc "$H" "$P" </dev/null 2>&1`
+	if tg.httpPath != "" { // busybox's wget crashes in these images; speak HTTP/1.0 through nc
+		cmd = `printf 'GET %s HTTP/1.0\r\n\r\n' "$U" | timeout 3 nc "$H" "$P" 2>&1 | head -n 1`
+	}
+	r := mustExec(t, sb, cmd, podsandbox.WithExecEnv(map[string]string{"H": tg.host, "P": strconv.Itoa(tg.port), "U": tg.httpPath}))
+	out := strings.TrimSpace(r.Output)
+	return strings.HasPrefix(out, tg.says), out
+}
+
+// nodeAddressFor returns the address this machine has on the pod network of podIP: the node as
+// its pods see it (the local cluster runs its node on this machine).
+func nodeAddressFor(t *testing.T, podIP string) string {
+	t.Helper()
+	ip := net.ParseIP(podIP)
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.Contains(ip) {
+			return n.IP.String()
+		}
+	}
+	t.Fatalf("no address of this machine is on the network of pod IP %s: the enforcement test needs the local cluster", podIP)
+	return ""
+}
+
+func podIP(t *testing.T, sb podsandbox.Sandbox) string {
+	t.Helper()
+	env := e2e.Env(t)
+	p, err := env.Client.CoreV1().Pods(env.Namespace).Get(ctxT(t, 30*time.Second), sb.(*podsandbox.KubernetesPodSandbox).PodName(), metav1.GetOptions{})
+	if err != nil || p.Status.PodIP == "" {
+		t.Fatalf("pod IP: %v", err)
+	}
+	return p.Status.PodIP
+}
+
+// TestEgressEnforced proves the default NetworkPolicy with the cluster's enforcer, on both
+// transports. Every target is an address of this machine: a pod that listens (its network open),
+// a listener of this test on the node's address on the pod network, standing for the API server
+// (port 6443) of a node, and a sandbox of another session. An open-network sandbox reaches each
+// (so each check can fail), a default sandbox reaches none, and an allow-listed pod:port is
+// reachable while the rest stays closed.
+func TestEgressEnforced(t *testing.T) {
+	e2e.RequireEnforcer(t)
+	env := e2e.Env(t)
+	c := testClient(t, restrictedConfig(t))
+
+	// the open pod: listens on 9000 and may reach everything
+	open := startSandboxWith(t, c, e2e.ImageBusybox, podsandbox.WithMode(podsandbox.ModeAPI), podsandbox.WithOpenNetwork())
+	if _, err := open.StartProcess(ctxT(t, time.Minute), `while true; do echo hello-pod | nc -l -p 9000; done`); err != nil {
+		t.Fatal(err)
+	}
+	openIP := podIP(t, open)
+
+	// the node's listener
+	node := nodeAddressFor(t, openIP)
+	ln, err := net.Listen("tcp", net.JoinHostPort(node, "6443"))
+	if err != nil {
+		t.Fatalf("listening on the node's pod-network address as the API server would: %v", err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conn.Write([]byte("hello-node\n"))
+			conn.Close()
+		}
+	}()
+
+	// another session's sandbox, and this test's sessions
+	f := newFactory(t, e2e.ImageServer, managerOpts(env.Namespace, podsandbox.WithMode(podsandbox.ModeHTTP))...)
+	m := newManager(t, f)
+	other, err := m.GetOrCreate(ctxT(t, 2*time.Minute), "other-session")
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherIP := podIP(t, other)
+
+	targets := []target{
+		{"another pod's port", openIP, 9000, "", "hello-pod"},
+		{"the node (API server port)", node, 6443, "", "hello-node"},
+		{"another session's sandbox", otherIP, 8080, "/health", "HTTP/1."},
+	}
+	for _, tg := range targets {
+		if ok, out := reach(t, open, tg); !ok {
+			t.Fatalf("control: the open-network pod cannot reach %s (%s:%d): %q; the check below could not fail", tg.name, tg.host, tg.port, out)
+		}
+	}
+
+	for _, tc := range []struct {
+		name  string
+		image string
+		opts  []podsandbox.Option
+	}{
+		{"http", e2e.ImageServer, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeHTTP), podsandbox.WithReach(podsandbox.ReachProxy)}},
+		{"api", e2e.ImageBusybox, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			mine := startSandboxWith(t, c, tc.image, tc.opts...)
+			// The enforcer writes its rules when it sees the pod's IP, which may be after Start
+			// returns; wait for them (bounded) and say whether the first command already met them.
+			t0 := time.Now()
+			for attempt := 1; ; attempt++ {
+				if ok, _ := reach(t, mine, targets[1]); !ok {
+					t.Logf("the policy was in force at command %d after Start (%s)", attempt, time.Since(t0).Round(time.Millisecond))
+					break
+				}
+				if time.Since(t0) > 30*time.Second {
+					t.Fatalf("after 30s the default sandbox still reaches the node: no enforcer applied its policy")
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			for _, tg := range targets {
+				if ok, out := reach(t, mine, tg); ok {
+					t.Errorf("the default sandbox reached %s (%s:%d): %q", tg.name, tg.host, tg.port, out)
+				}
+			}
+			t.Run("DNS", func(t *testing.T) {
+				t.Skip("the local cluster runs no DNS server (the kubelet has no clusterDNS), so a lookup cannot succeed with or without the policy; the DNS rule itself is checked in TestNetworkPolicyBody")
+			})
+
+			allowed := startSandboxWith(t, c, tc.image, append(slices.Clone(tc.opts), podsandbox.WithEgressAllow(openIP+"/32", 9000))...)
+			t0 = time.Now()
+			for {
+				ok, _ := reach(t, allowed, targets[1])
+				if !ok {
+					break
+				}
+				if time.Since(t0) > 30*time.Second {
+					t.Fatalf("after 30s the allow-listed sandbox still reaches the node")
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if ok, out := reach(t, allowed, targets[0]); !ok {
+				t.Errorf("the allow-listed pod:port is not reachable: %q", out)
+			}
+			for _, tg := range targets[1:] {
+				if ok, out := reach(t, allowed, tg); ok {
+					t.Errorf("the allow-listed sandbox reached %s, which is not on its list: %q", tg.name, out)
+				}
+			}
+		})
 	}
 }

@@ -356,3 +356,16 @@ func RequireGVisor(t testing.TB) {
 		t.Fatalf("RuntimeClass %s: %v (make cluster-up installs it; run make cluster-down && make cluster-up, or set %s=0 to skip the gVisor tests)", GVisorClass, err, GVisorEnv)
 	}
 }
+
+// NetpolEnv set to 0 says the cluster was started without a NetworkPolicy enforcer on purpose
+// (make cluster-up NETPOL=0): the enforcement tests then skip and say so.
+const NetpolEnv = "NETPOL"
+
+// RequireEnforcer skips the test when NetpolEnv=0 says the cluster enforces no NetworkPolicy.
+// Otherwise the test runs, and its own checks fail when nothing enforces the policies.
+func RequireEnforcer(t testing.TB) {
+	t.Helper()
+	if os.Getenv(NetpolEnv) == "0" {
+		t.Skipf("%s=0: the cluster runs without a NetworkPolicy enforcer", NetpolEnv)
+	}
+}
