@@ -41,6 +41,15 @@
 // (ReadOutput) or followed (Follow); Signal reaches its whole process group; Wait and Status tell
 // running, exited with its code, or lost.
 //
+// # Isolation
+//
+// Every sandbox gets a NetworkPolicy, owned by its pod, that denies all egress except DNS and
+// accepts connections only on the in-pod server's port (HTTP mode) or none (API mode);
+// WithEgressAllow adds destinations, WithIngressFrom names who may connect, WithOpenNetwork drops
+// the policy. It takes effect where the cluster runs an enforcer. WithRuntimeClass runs the pod
+// under another runtime, such as gVisor; Start fails at once with a *StartupError when the class
+// or its handler is missing.
+//
 // # Sessions
 //
 // SessionManager keeps one sandbox per session id from a Factory (Client.Factory), adopts pods

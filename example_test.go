@@ -44,6 +44,28 @@ func ExampleNewKubernetesPodSandbox() {
 	fmt.Print(r.Stdout) // 2
 }
 
+// Untrusted code: gVisor's kernel instead of the node's, and egress denied except DNS and one
+// internal package mirror. Start fails at once with a *StartupError when the cluster has no
+// RuntimeClass "gvisor" (Reason RuntimeClassNotFound) or the node lacks its handler
+// (RuntimeHandlerUnavailable).
+func ExampleWithEgressAllow() {
+	ctx := context.Background()
+	sb, err := podsandbox.NewKubernetesPodSandbox("python:3.12-slim",
+		podsandbox.WithMode(podsandbox.ModeAPI),
+		podsandbox.WithRuntimeClass("gvisor"),
+		podsandbox.WithEgressAllow("10.20.30.40/32", 443), // the mirror, TCP and UDP 443 only
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := sb.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	defer sb.Stop(ctx) // deletes the pod and its NetworkPolicy
+	r, _ := sb.Execute(ctx, "pip download --index-url https://10.20.30.40/simple requests")
+	fmt.Println(r.ExitCode)
+}
+
 // Exit codes are results; timeouts kill the command's whole process group.
 func ExampleKubernetesPodSandbox_Execute() {
 	ctx := context.Background()

@@ -33,11 +33,8 @@ stop() {
 # kwok first, while the API server answers: it deletes its fake nodes (make kwok-up), then stops.
 "$HACK/kwok.sh" down || log "kwok.sh down failed; stopping kwok anyway"
 stop kwok kube-router kubelet kube-scheduler kube-controller-manager
-# kube-router's rules and sets stay in the kernel after it stops; it removes them itself.
-if have_kube_router && netpol_left >/dev/null; then
-  "$KUBE_ROUTER_BIN/kube-router" --cleanup-config >"$LOGS/kube-router-cleanup.log" 2>&1 ||
-    log "kube-router --cleanup-config failed (log: $LOGS/kube-router-cleanup.log)"
-fi
+# kube-router's rules and sets stay in the kernel after it stops.
+if netpol_left >/dev/null; then netpol_cleanup || log "removing kube-router's iptables rules and ipsets failed"; fi
 
 # Pod containers go through containerd. When it was killed but left shims or task state behind,
 # start it once more to clean up (it reconnects to its shims).

@@ -159,12 +159,29 @@ gvisor_pids() {
   return 0
 }
 
-# netpol_left: prints kube-router's iptables chains and ipsets still in the kernel; 1 when none.
+# kube-router's iptables chains (and the rules jumping to them) and its ipsets: KUBE-ROUTER-*,
+# KUBE-NWPLCY-*, KUBE-POD-FW-* chains; KUBE-SRC-*, KUBE-DST-* sets.
+NETPOL_CHAINS='KUBE-(ROUTER|NWPLCY|POD-FW)-'
+NETPOL_SETS='^KUBE-(SRC|DST)-'
+
+# netpol_left: prints kube-router's chains and sets still in the kernel; returns 1 when none.
 netpol_left() {
   local out
-  out=$( { iptables-save 2>/dev/null | grep -oE '^:KUBE-(ROUTER-[A-Z]+|NWPLCY-[A-Z0-9]+|POD-FW-[A-Z0-9]+)' | tr -d :
-           ipset list -n 2>/dev/null | grep -E '^KUBE-(DST|SRC|NWPLCY)|^kube-router' ; } | sort -u | tr '\n' ' ')
+  out=$( { iptables-save -t filter 2>/dev/null | grep -E "^:$NETPOL_CHAINS" | cut -d' ' -f1 | tr -d :
+           ipset list -n 2>/dev/null | grep -E "$NETPOL_SETS" ; } | sort -u | tr '\n' ' ')
   [ -n "$out" ] && echo "$out"
+}
+
+# netpol_cleanup: removes them, other rules untouched. (kube-router --cleanup-config v2.1.0 leaves its
+# top-level chains and then panics in its service proxy's cleanup.) The filter table is rewritten
+# without kube-router's lines in one iptables-restore; the sets go once nothing refers to them.
+netpol_cleanup() {
+  local dump s
+  dump=$(iptables-save -t filter) || return 1
+  if grep -qE "$NETPOL_CHAINS" <<<"$dump"; then
+    grep -vE "$NETPOL_CHAINS" <<<"$dump" | iptables-restore || return 1
+  fi
+  for s in $(ipset list -n 2>/dev/null | grep -E "$NETPOL_SETS"); do ipset destroy "$s" || return 1; done
 }
 
 # our_mounts: mount points that belong to the cluster (pod volumes, rootfs, shm, netns pins),

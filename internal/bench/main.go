@@ -98,7 +98,7 @@ func run() int {
 	flag.StringVar(&o.gobench, "gobench", "", "file with `go test -bench` output of the root package (row 5)")
 	flag.StringVar(&o.gobenchCmd, "gobench-cmd", "", "the go test command that produced -gobench (shown in the table)")
 	flag.BoolVar(&o.quick, "quick", false, "short run: small counts (below the required ones; the table says so)")
-	flag.StringVar(&o.only, "only", "", "comma-separated rows to run (1-12); default all")
+	flag.StringVar(&o.only, "only", "", "comma-separated rows to run (1-13); default all")
 	flag.IntVar(&o.execIters, "exec-iters", 100, "row 1: measured iterations per variant")
 	flag.IntVar(&o.drops, "drops", 100, "row 12: calls whose connections are cut, per transport")
 	flag.IntVar(&o.execWarmup, "exec-warmup", 5, "row 1: warm-up iterations per variant")
@@ -290,7 +290,9 @@ func (b *bench) runAll(ctx context.Context) int {
 	}
 	titles = append(titles, fmt.Sprintf("12. Execute WithReattach: its cost on `true` against a plain Execute (%d iterations per variant after 2 warm-up, interleaved); then %d calls per transport writing 1 MiB with the API server connections cut once the first bytes arrived, and %d uncut",
 		max(b.opt.execIters/5, 10), b.opt.drops, b.opt.drops/5))
-	for i := 1; i <= 12; i++ {
+	titles = append(titles, fmt.Sprintf("13. Isolation: Start + `true` (cold, %d runs per variant) and exec `true` (%d iterations), runc against the gvisor RuntimeClass in both modes; the default NetworkPolicy against WithOpenNetwork on Start, and the enforcer's rule sync; interleaved",
+		max(b.opt.startRuns/2, 3), max(b.opt.execIters/2, 10)))
+	for i := 1; i <= 13; i++ {
 		b.blocks[i] = b.table.AddBlock(titles[i])
 	}
 	b.header(ctx)
@@ -356,6 +358,7 @@ func (b *bench) runAll(ctx context.Context) int {
 	step(6, b.rowSessions)
 	step(9, b.rowCLI)
 	step(10, b.rowTracing)
+	step(13, b.rowIsolation)
 	step(8, b.rowRealSessions)
 	if b.opt.scale {
 		step(7, b.rowScale)
