@@ -209,6 +209,24 @@ func reach(t *testing.T, sb podsandbox.Sandbox, tg target) (bool, string) {
 	return strings.HasPrefix(out, tg.says), out
 }
 
+// waitEnforced waits until sb can no longer reach tg, which its policy denies. The enforcer writes
+// a pod's rules when it sees the pod's IP, which may be after Start returns: the wait is bounded,
+// and the log says whether the first command already met the rules.
+func waitEnforced(t *testing.T, sb podsandbox.Sandbox, tg target) {
+	t.Helper()
+	t0 := time.Now()
+	for attempt := 1; ; attempt++ {
+		if ok, _ := reach(t, sb, tg); !ok {
+			t.Logf("the policy was in force at command %d after Start (%s)", attempt, time.Since(t0).Round(time.Millisecond))
+			return
+		}
+		if time.Since(t0) > 30*time.Second {
+			t.Fatalf("after 30s the sandbox still reaches %s: no enforcer applied its policy", tg.name)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // nodeAddressFor returns the address this machine has on the pod network of podIP: the node as
 // its pods see it (the local cluster runs its node on this machine).
 func nodeAddressFor(t *testing.T, podIP string) string {
@@ -304,19 +322,7 @@ func TestEgressEnforced(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			mine := startSandboxWith(t, c, tc.image, tc.opts...)
-			// The enforcer writes its rules when it sees the pod's IP, which may be after Start
-			// returns; wait for them (bounded) and say whether the first command already met them.
-			t0 := time.Now()
-			for attempt := 1; ; attempt++ {
-				if ok, _ := reach(t, mine, targets[1]); !ok {
-					t.Logf("the policy was in force at command %d after Start (%s)", attempt, time.Since(t0).Round(time.Millisecond))
-					break
-				}
-				if time.Since(t0) > 30*time.Second {
-					t.Fatalf("after 30s the default sandbox still reaches the node: no enforcer applied its policy")
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+			waitEnforced(t, mine, targets[1])
 			for _, tg := range targets {
 				if ok, out := reach(t, mine, tg); ok {
 					t.Errorf("the default sandbox reached %s (%s:%d): %q", tg.name, tg.host, tg.port, out)
@@ -327,17 +333,7 @@ func TestEgressEnforced(t *testing.T) {
 			})
 
 			allowed := startSandboxWith(t, c, tc.image, append(slices.Clone(tc.opts), podsandbox.WithEgressAllow(openIP+"/32", 9000))...)
-			t0 = time.Now()
-			for {
-				ok, _ := reach(t, allowed, targets[1])
-				if !ok {
-					break
-				}
-				if time.Since(t0) > 30*time.Second {
-					t.Fatalf("after 30s the allow-listed sandbox still reaches the node")
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+			waitEnforced(t, allowed, targets[1])
 			if ok, out := reach(t, allowed, targets[0]); !ok {
 				t.Errorf("the allow-listed pod:port is not reachable: %q", out)
 			}

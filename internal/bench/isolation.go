@@ -157,42 +157,6 @@ func (b *bench) policyCost(ctx context.Context, blk *Block) error {
 	return nil
 }
 
-// coldStart returns a variant's run: a fresh sandbox, Start, after (if any, not timed), `true`;
-// the time of Start and `true`; then Stop and the wait for the pod to go.
-func (b *bench) coldStart(key, image string, mode podsandbox.Mode, after func(context.Context, *podsandbox.KubernetesPodSandbox), extra ...podsandbox.Option) func(ctx context.Context) (float64, error) {
-	n := 0
-	return func(ctx context.Context) (float64, error) {
-		n++
-		opts := append([]podsandbox.Option{podsandbox.WithSandboxID(fmt.Sprintf("%s-%d", key, n))}, extra...)
-		sb, err := b.client.NewSandbox(image, b.sandboxOptions(mode, opts...)...)
-		if err != nil {
-			return 0, err
-		}
-		t0 := time.Now()
-		err = sb.Start(ctx)
-		var hook time.Duration // the hook's own time is not counted
-		if err == nil && after != nil {
-			t1 := time.Now()
-			after(ctx, sb)
-			hook = time.Since(t1)
-		}
-		var resp *podsandbox.ExecuteResponse
-		if err == nil {
-			resp, err = sb.Execute(ctx, "true")
-		}
-		d := time.Since(t0) - hook
-		cleanup := context.WithoutCancel(ctx)
-		_ = sb.Stop(cleanup)
-		if gerr := b.waitPodsGone(cleanup, sb.PodName()); err == nil {
-			err = gerr
-		}
-		if err == nil && resp.ExitCode != 0 {
-			err = fmt.Errorf("exit code %d", resp.ExitCode)
-		}
-		return d.Seconds(), err
-	}
-}
-
 // kubeRouterRules returns kube-router's forward chain on this machine, "" when there is none.
 func kubeRouterRules() string {
 	out, err := exec.Command("iptables", "-S", "KUBE-ROUTER-FORWARD").Output()

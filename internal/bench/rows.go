@@ -304,6 +304,42 @@ func classify(v *variant) (silent, reported int) {
 	return silent, reported
 }
 
+// coldStart returns a variant's run: a fresh sandbox, Start, after (if any, not timed), `true`;
+// the time of Start and `true`; then Stop and the wait for the pod to go.
+func (b *bench) coldStart(key, image string, mode podsandbox.Mode, after func(context.Context, *podsandbox.KubernetesPodSandbox), extra ...podsandbox.Option) func(ctx context.Context) (float64, error) {
+	n := 0
+	return func(ctx context.Context) (float64, error) {
+		n++
+		opts := append([]podsandbox.Option{podsandbox.WithSandboxID(fmt.Sprintf("%s-%d", key, n))}, extra...)
+		sb, err := b.client.NewSandbox(image, b.sandboxOptions(mode, opts...)...)
+		if err != nil {
+			return 0, err
+		}
+		t0 := time.Now()
+		err = sb.Start(ctx)
+		var hook time.Duration // the hook's own time is not counted
+		if err == nil && after != nil {
+			t1 := time.Now()
+			after(ctx, sb)
+			hook = time.Since(t1)
+		}
+		var resp *podsandbox.ExecuteResponse
+		if err == nil {
+			resp, err = sb.Execute(ctx, "true")
+		}
+		d := time.Since(t0) - hook
+		cleanup := context.WithoutCancel(ctx)
+		_ = sb.Stop(cleanup)
+		if gerr := b.waitPodsGone(cleanup, sb.PodName()); err == nil {
+			err = gerr
+		}
+		if err == nil && resp.ExitCode != 0 {
+			err = fmt.Errorf("exit code %d", resp.ExitCode)
+		}
+		return d.Seconds(), err
+	}
+}
+
 // rowColdStart is row 2: podsandbox Start + `true` against kubectl run + wait + exec.
 func (b *bench) rowColdStart(ctx context.Context, blk *Block) error {
 	seq := map[string]int{}
@@ -311,28 +347,7 @@ func (b *bench) rowColdStart(ctx context.Context, blk *Block) error {
 	cleanup := context.WithoutCancel(ctx)
 
 	library := func(key, image string, mode podsandbox.Mode, extra ...podsandbox.Option) func(ctx context.Context) (float64, error) {
-		return func(ctx context.Context) (float64, error) {
-			opts := append([]podsandbox.Option{podsandbox.WithSandboxID(fmt.Sprintf("cold-%s-%d", key, next(key)))}, extra...)
-			sb, err := b.client.NewSandbox(image, b.sandboxOptions(mode, opts...)...)
-			if err != nil {
-				return 0, err
-			}
-			t0 := time.Now()
-			err = sb.Start(ctx)
-			var resp *podsandbox.ExecuteResponse
-			if err == nil {
-				resp, err = sb.Execute(ctx, "true")
-			}
-			d := time.Since(t0)
-			_ = sb.Stop(cleanup)
-			if gerr := b.waitPodsGone(cleanup, sb.PodName()); err == nil {
-				err = gerr
-			}
-			if err == nil && resp.ExitCode != 0 {
-				err = fmt.Errorf("exit code %d", resp.ExitCode)
-			}
-			return d.Seconds(), err
-		}
+		return b.coldStart("cold-"+key, image, mode, nil, extra...)
 	}
 	kubectlSeq := func(key, image string, args []string, overrides func(name string) string) func(ctx context.Context) (float64, error) {
 		return func(ctx context.Context) (float64, error) {
