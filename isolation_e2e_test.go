@@ -311,11 +311,7 @@ func TestEgressEnforced(t *testing.T) {
 		}
 	}
 
-	for _, tc := range []struct {
-		name  string
-		image string
-		opts  []podsandbox.Option
-	}{
+	for _, tc := range []transportCase{
 		{"http", e2e.ImageServer, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeHTTP), podsandbox.WithReach(podsandbox.ReachProxy)}},
 		{"api", e2e.ImageBusybox, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI)}},
 	} {
