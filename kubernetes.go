@@ -360,10 +360,9 @@ func (s *KubernetesPodSandbox) createOrAdopt(ctx context.Context) (*corev1.Pod, 
 			return nil, false, err
 		}
 	}
-	if err := s.ensurePolicy(ctx); err != nil {
-		if err := s.deleteSecret(context.WithoutCancel(ctx)); err != nil {
-			s.log.Warn("cleanup after a failed create", "err", err)
-		}
+	mine, err := s.ensurePolicy(ctx)
+	if err != nil {
+		s.dropUnowned(ctx, false)
 		return nil, false, err
 	}
 	pods := s.client.CoreV1().Pods(s.cfg.namespace)
@@ -377,7 +376,7 @@ func (s *KubernetesPodSandbox) createOrAdopt(ctx context.Context) (*corev1.Pod, 
 			return pod, true, nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
-			s.dropUnowned(ctx)
+			s.dropUnowned(ctx, mine)
 			return nil, false, s.createError(err)
 		}
 		old, gerr := pods.Get(ctx, s.podName, metav1.GetOptions{})
@@ -385,9 +384,11 @@ func (s *KubernetesPodSandbox) createOrAdopt(ctx context.Context) (*corev1.Pod, 
 			continue // deleted in between: create again
 		}
 		if gerr != nil {
+			s.dropUnowned(ctx, mine)
 			return nil, false, s.createError(gerr)
 		}
 		if reason := s.adoptable(old); reason != "" {
+			s.dropUnowned(ctx, mine)
 			return nil, false, &ConflictError{Pod: s.podName, Reason: reason}
 		}
 		if old.DeletionTimestamp == nil {
@@ -420,18 +421,23 @@ func (s *KubernetesPodSandbox) adopt(ctx context.Context, pod *corev1.Pod) (*cor
 			return nil, err
 		}
 	}
-	if err := s.ensurePolicy(ctx); err != nil {
+	if _, err := s.ensurePolicy(ctx); err != nil {
 		return nil, err
 	}
 	s.ownPolicy(ctx, pod)
 	return pod, nil
 }
 
-// dropUnowned deletes what createOrAdopt made before a pod creation that failed: the Secret and
-// the NetworkPolicy (nothing owns them yet, so the garbage collector would not).
-func (s *KubernetesPodSandbox) dropUnowned(ctx context.Context) {
+// dropUnowned deletes what createOrAdopt made before it failed to make a pod: the Secret, and the
+// NetworkPolicy when policy says it made it (nothing owns them yet, so the garbage collector
+// would not).
+func (s *KubernetesPodSandbox) dropUnowned(ctx context.Context, policy bool) {
 	ctx = context.WithoutCancel(ctx)
-	if err := errors.Join(s.deleteSecret(ctx), s.deletePolicy(ctx)); err != nil {
+	errs := []error{s.deleteSecret(ctx)}
+	if policy {
+		errs = append(errs, s.deletePolicy(ctx))
+	}
+	if err := errors.Join(errs...); err != nil {
 		s.log.Warn("cleanup after a failed create", "err", err)
 	}
 }

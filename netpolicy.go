@@ -94,32 +94,37 @@ func (s *KubernetesPodSandbox) buildNetworkPolicy() *networkingv1.NetworkPolicy 
 	}
 }
 
-// ensurePolicy creates the sandbox's NetworkPolicy, or takes over the one of the same name (left
-// by an earlier pod of this sandbox, which the garbage collector may not have removed yet): its
-// spec becomes ours and its owner is dropped until ownPolicy names the new pod.
-func (s *KubernetesPodSandbox) ensurePolicy(ctx context.Context) error {
+// ensurePolicy creates the sandbox's NetworkPolicy, or takes over the one of the same name left
+// by an earlier pod of this sandbox (gone or terminating, and the garbage collector has not removed
+// its policy yet): its spec becomes ours and its owner is dropped until ownPolicy names the new
+// pod. The policy of a live pod of that name is left as it is. mine reports whether the policy is
+// now this sandbox's (made or taken over).
+func (s *KubernetesPodSandbox) ensurePolicy(ctx context.Context) (mine bool, err error) {
 	want := s.buildNetworkPolicy()
 	if want == nil {
-		return nil
+		return false, nil
 	}
 	api := s.client.NetworkingV1().NetworkPolicies(s.cfg.namespace)
 	for attempt := 0; ; attempt++ {
 		_, err := api.Create(ctx, want, metav1.CreateOptions{})
 		if err == nil {
-			return nil
+			return true, nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
-			return s.policyError("create", err)
+			return false, s.policyError("create", err)
 		}
 		old, err := api.Get(ctx, want.Name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) && attempt < 3 {
 			continue
 		}
 		if err != nil {
-			return s.policyError("read", err)
+			return false, s.policyError("read", err)
 		}
 		if old.Labels[LabelManagedBy] != ManagedByValue {
-			return &ConflictError{Pod: s.podName, Reason: "a NetworkPolicy of its name exists that podsandbox does not manage"}
+			return false, &ConflictError{Pod: s.podName, Reason: "a NetworkPolicy of its name exists that podsandbox does not manage"}
+		}
+		if s.ownerLives(ctx, old) {
+			return false, nil // a live pod's: the caller adopts that pod or reports the conflict, and it keeps its policy
 		}
 		upd := old.DeepCopy()
 		upd.Labels, upd.Annotations, upd.Spec, upd.OwnerReferences = want.Labels, want.Annotations, want.Spec, nil
@@ -128,10 +133,24 @@ func (s *KubernetesPodSandbox) ensurePolicy(ctx context.Context) error {
 			continue
 		}
 		if err != nil {
-			return s.policyError("update", err)
+			return false, s.policyError("update", err)
 		}
-		return nil
+		return true, nil
 	}
+}
+
+// ownerLives reports whether np's owning pod still exists and is not terminating.
+func (s *KubernetesPodSandbox) ownerLives(ctx context.Context, np *networkingv1.NetworkPolicy) bool {
+	for _, o := range np.OwnerReferences {
+		if o.Kind != "Pod" {
+			continue
+		}
+		p, err := s.client.CoreV1().Pods(s.cfg.namespace).Get(ctx, o.Name, metav1.GetOptions{})
+		if err == nil && p.UID == o.UID && p.DeletionTimestamp == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // ownPolicy makes pod the owner of the sandbox's NetworkPolicy.

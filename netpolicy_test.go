@@ -166,6 +166,18 @@ func TestNetworkPolicyRefusals(t *testing.T) {
 					t.Errorf("err = %v, want ErrConflict", err)
 				}
 			}},
+		{"a live pod of the same id in the other mode keeps its policy", nil, []runtime.Object{
+			&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: PodName("np"), Namespace: "default", UID: "live",
+				Labels:      map[string]string{LabelManagedBy: ManagedByValue},
+				Annotations: map[string]string{AnnotationSandboxID: "np", AnnotationMode: string(ModeAPI)}}},
+			&networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: PodName("np"), Namespace: "default",
+				Labels:          map[string]string{LabelManagedBy: ManagedByValue},
+				OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: PodName("np"), UID: "live"}}}},
+		}, func(t *testing.T, err error) {
+			if !errors.Is(err, ErrConflict) {
+				t.Errorf("err = %v, want ErrConflict (the pod was made for mode api)", err)
+			}
+		}},
 		{"missing RuntimeClass", func(f *k8stesting.Fake) {
 			f.PrependReactor("create", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
 				return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "p", errors.New(`pod rejected: RuntimeClass "gvisor" not found`))
@@ -191,8 +203,19 @@ func TestNetworkPolicyRefusals(t *testing.T) {
 			if n := len(cs.Actions()); n == 0 {
 				t.Fatal("no API request made")
 			}
-			if ps, _ := cs.CoreV1().Pods("default").List(t.Context(), metav1.ListOptions{}); len(ps.Items) != 0 {
-				t.Errorf("pods left: %d", len(ps.Items))
+			ps, _ := cs.CoreV1().Pods("default").List(t.Context(), metav1.ListOptions{})
+			for _, p := range ps.Items {
+				if p.UID != "live" {
+					t.Errorf("pod left: %s", p.Name)
+				}
+			}
+			for _, o := range tc.objs {
+				if np, ok := o.(*networkingv1.NetworkPolicy); ok && len(np.OwnerReferences) > 0 {
+					got, err := cs.NetworkingV1().NetworkPolicies("default").Get(t.Context(), np.Name, metav1.GetOptions{})
+					if err != nil || len(got.OwnerReferences) != 1 || got.OwnerReferences[0].UID != np.OwnerReferences[0].UID {
+						t.Errorf("the live pod's policy was changed: %+v %v", got, err)
+					}
+				}
 			}
 			if ss, _ := cs.CoreV1().Secrets("default").List(t.Context(), metav1.ListOptions{}); len(ss.Items) != 0 {
 				t.Errorf("secrets left: %d", len(ss.Items))
