@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/podsandbox/podsandbox"
@@ -359,5 +361,46 @@ func procCases(t *testing.T, id string, cli func(string, ...string) cliResult, e
 	expect(cli("", "proc", "rm", id, "cli-req"), 0, "cli-req\n")
 	if r := cli("", "proc", "logs", id, proc); r.code != 1 || !strings.Contains(r.stderr, "no such background process") || !strings.Contains(r.stderr, "proc ls") {
 		t.Errorf("logs after rm: %+v", r)
+	}
+}
+
+// TestCLIIsolation: run --runtime-class gvisor --egress-allow makes a sandbox on gVisor's kernel
+// with its NetworkPolicy carrying the allow-list; rm deletes both; a bad --egress-allow is one line.
+func TestCLIIsolation(t *testing.T) {
+	e2e.RequireGVisor(t)
+	t.Parallel()
+	env := e2e.Env(t)
+	ns := e2e.CreateNamespace(t, "psbx-cli-iso")
+	id := "cli-gvisor"
+	r := cliIn(t, ns, "", "run", e2e.ImageBusybox, "--mode", "api", "--id", id, "--image-pull-policy", "Never",
+		"--runtime-class", e2e.GVisorClass, "--egress-allow", "192.0.2.0/24:443,8443")
+	if r.code != 0 || r.stdout != id+"\n" {
+		t.Fatalf("run: %+v", r)
+	}
+	if r := cliIn(t, ns, "", "exec", id, "--", "uname -r"); r.code != 0 || !strings.Contains(r.stdout, "gvisor") {
+		t.Errorf("uname -r: %+v, want gVisor's kernel", r)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	np, err := env.Client.NetworkingV1().NetworkPolicies(ns).Get(ctx, podsandbox.PodName(id), metav1.GetOptions{})
+	if err != nil || len(np.Spec.Egress) != 2 || np.Spec.Egress[1].To[0].IPBlock == nil || np.Spec.Egress[1].To[0].IPBlock.CIDR != "192.0.2.0/24" || len(np.Spec.Egress[1].Ports) != 4 {
+		t.Errorf("the sandbox's NetworkPolicy: %+v %v; want DNS and 192.0.2.0/24 on 443 and 8443 (TCP and UDP)", np, err)
+	}
+	if r := cliIn(t, ns, "", "rm", id); r.code != 0 {
+		t.Errorf("rm: %+v", r)
+	}
+	for {
+		_, err := env.Client.NetworkingV1().NetworkPolicies(ns).Get(ctx, podsandbox.PodName(id), metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the policy outlived rm: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	r = cliIn(t, ns, "", "run", e2e.ImageBusybox, "--mode", "api", "--egress-allow", "example.com:443")
+	if r.code == 0 || !strings.Contains(r.stderr, "want CIDR") || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("bad --egress-allow: %+v", r)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,6 +20,7 @@ func (c *cli) mcpCmd() *cobra.Command {
 	var approveAll bool
 	var idle time.Duration
 	var pool int
+	var iso isolation
 	cmd := &cobra.Command{
 		Use:   "mcp --image IMAGE [--http ADDR]",
 		Short: "Serve the agent toolset over MCP (stdio, or streamable HTTP with --http): a sandbox per MCP session",
@@ -30,11 +32,15 @@ func (c *cli) mcpCmd() *cobra.Command {
 			if image == "" {
 				return errors.New("--image is required: the image every session's sandbox runs (for example podsandbox.local/busybox:1 with --mode api)")
 			}
+			isoOpts, err := iso.options()
+			if err != nil {
+				return err
+			}
 			cl, err := c.connect()
 			if err != nil {
 				return err
 			}
-			f, err := cl.Factory(image, append(c.sandboxOptions(mode, pull), podsandbox.WithIdleTimeout(idle))...)
+			f, err := cl.Factory(image, slices.Concat(c.sandboxOptions(mode, pull), isoOpts, []podsandbox.Option{podsandbox.WithIdleTimeout(idle)})...)
 			if err != nil {
 				return err
 			}
@@ -76,6 +82,7 @@ func (c *cli) mcpCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&approveAll, "approve-all", false, "run tools that require approval (execute) without asking anyone")
 	cmd.Flags().DurationVar(&idle, "idle-timeout", 30*time.Minute, "release a session's sandbox after this long unused")
 	cmd.Flags().StringVar(&pull, "image-pull-policy", "", "Always, IfNotPresent or Never (default: Kubernetes's)")
+	iso.register(cmd)
 	cmd.Flags().IntVar(&pool, "pool", 0, "keep this many started pods ready (warm pool \"mcp\"), so a new MCP session gets a sandbox in milliseconds")
 	return cmd
 }

@@ -19,12 +19,18 @@ func (c *cli) runCmd() *cobra.Command {
 	var mode, id, pull string
 	var idle time.Duration
 	var env []string
+	var iso isolation
 	cmd := &cobra.Command{
 		Use:   "run IMAGE",
 		Short: "Start a sandbox pod and print its id; it stays until rm or until it is idle past --idle-timeout",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts := append(c.sandboxOptions(mode, pull), podsandbox.WithDeleteOnStop(false))
+			isoOpts, err := iso.options()
+			if err != nil {
+				return err
+			}
+			opts = append(opts, isoOpts...)
 			if id != "" {
 				opts = append(opts, podsandbox.WithSandboxID(id))
 			}
@@ -64,6 +70,7 @@ func (c *cli) runCmd() *cobra.Command {
 	cmd.Flags().DurationVar(&idle, "idle-timeout", 0, "how long the sandbox may sit unused before a reaper deletes it (default: the library's)")
 	cmd.Flags().StringVar(&pull, "image-pull-policy", "", "Always, IfNotPresent or Never (default: Kubernetes's)")
 	cmd.Flags().StringArrayVarP(&env, "env", "e", nil, "NAME=VALUE for every command in the sandbox (repeatable)")
+	iso.register(cmd)
 	outputFlag(cmd, c, "json or yaml (default: the id alone)")
 	return cmd
 }
