@@ -314,8 +314,13 @@ func (t *httpTransport) exec(ctx context.Context, command string, c ExecConfig) 
 	// The server enforces the timeout; the client deadline only guards against a lost server.
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout+30*time.Second)
 	defer cancel()
+	ctx, stop := t.s.whileAlive(ctx)
+	defer stop()
 	resp, err := t.do(ctx, http.MethodPost, wire.RouteExecStream, nil, body, true, acceptBinary)
 	if err != nil {
+		if gone := goneCause(ctx); gone != nil {
+			return nil, gone
+		}
 		return nil, t.typed("exec", "", err)
 	}
 	defer resp.Body.Close()
@@ -328,6 +333,9 @@ func (t *httpTransport) exec(ctx context.Context, command string, c ExecConfig) 
 	for {
 		f, err := next()
 		if err != nil {
+			if gone := goneCause(ctx); gone != nil {
+				return nil, gone
+			}
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}

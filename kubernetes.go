@@ -636,6 +636,53 @@ func (s *KubernetesPodSandbox) gone() bool {
 	return false
 }
 
+// goneGrace is how long a call waits, once the watch shows its pod gone, for the in-pod server's
+// own last answer (it stops its commands on SIGTERM and says so) before ending the call itself.
+const goneGrace = 2 * time.Second
+
+// whileAlive returns ctx, cancelled with an ErrSandboxGone cause goneGrace after the watch first
+// shows the pod gone. A long call must not wait on a connection whose last packets the dying pod
+// never delivers (a NetworkPolicy enforcer may drop them as the pod goes). stop ends the watchdog
+// and waits for it.
+func (s *KubernetesPodSandbox) whileAlive(ctx context.Context) (_ context.Context, stop func()) {
+	sub, err := s.kc.subscribe(s.cfg.namespace, s.podName)
+	if err != nil {
+		return ctx, func() {}
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var grace <-chan time.Time
+		for {
+			if grace == nil && s.gone() {
+				grace = time.After(goneGrace)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-sub.changed():
+			case <-grace:
+				cancel(fmt.Errorf("%w: pod %s: it was deleted or ended, and the in-pod server's last answer did not arrive within %s", ErrSandboxGone, s.podName, goneGrace))
+				return
+			}
+		}
+	}()
+	return ctx, func() {
+		cancel(nil)
+		<-done
+		sub.close()
+	}
+}
+
+// goneCause returns the ErrSandboxGone that whileAlive cancelled ctx with, or nil.
+func goneCause(ctx context.Context) error {
+	if err := context.Cause(ctx); errors.Is(err, ErrSandboxGone) {
+		return err
+	}
+	return nil
+}
+
 // wrapErr turns a transport failure on a pod that went away into ErrSandboxGone.
 func (s *KubernetesPodSandbox) wrapErr(err error) error {
 	if err == nil || errors.Is(err, ErrSandboxGone) {
