@@ -160,8 +160,8 @@ gvisor_pids() {
 }
 
 # kube-router's iptables chains (and the rules jumping to them) and its ipsets: KUBE-ROUTER-*,
-# KUBE-NWPLCY-*, KUBE-POD-FW-* chains; KUBE-SRC-*, KUBE-DST-* sets.
-NETPOL_CHAINS='KUBE-(ROUTER|NWPLCY|POD-FW)-'
+# KUBE-NWPLCY-*, KUBE-POD-FW-* chains; KUBE-SRC-*, KUBE-DST-* sets; and up.sh's PSBX-CONNTRACK.
+NETPOL_CHAINS='(KUBE-(ROUTER|NWPLCY|POD-FW)-|PSBX-CONNTRACK)'
 NETPOL_SETS='^KUBE-(SRC|DST)-'
 
 # netpol_left: prints kube-router's chains and sets still in the kernel; returns 1 when none.

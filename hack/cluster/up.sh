@@ -36,6 +36,13 @@ write_kubeconfig() {
 # start_netpol: the NetworkPolicy enforcer, kube-router's firewall alone, on the host (it writes
 # iptables and ipset rules for the pods of this node). Waits until its first full sync.
 start_netpol() {
+  # The host tracks connections only once some rule asks for their state (there is no kube-proxy
+  # here), so connections made before kube-router's first pod rule had no conntrack entry: their
+  # later packets from the pod looked NEW and met the pod's egress REJECT, which stalled or lost
+  # replies. An empty chain jumped to through a state match keeps tracking on from the start.
+  iptables -N PSBX-CONNTRACK 2>/dev/null || true
+  iptables -C INPUT -m conntrack --ctstate NEW,ESTABLISHED,RELATED,INVALID,UNTRACKED -j PSBX-CONNTRACK 2>/dev/null ||
+    iptables -I INPUT 1 -m conntrack --ctstate NEW,ESTABLISHED,RELATED,INVALID,UNTRACKED -j PSBX-CONNTRACK
   start kube-router "$KUBE_ROUTER_BIN/kube-router" --kubeconfig="$ETC/admin-embedded.kubeconfig" \
     --hostname-override="$NODE_NAME" --run-firewall=true --run-router=false --run-service-proxy=false \
     --enable-cni=false --service-cluster-ip-range="$SVC_CIDR" --health-port=0 --metrics-port=0 -v=1
