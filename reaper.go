@@ -113,27 +113,14 @@ func (r *Reaper) Reap(ctx context.Context) (ReapResult, error) {
 		errs = append(errs, fmt.Errorf("list secrets: %w", err))
 		return res, errors.Join(errs...)
 	}
+	objs := make([]metav1.Object, len(secrets.Items))
 	for i := range secrets.Items {
-		s := &secrets.Items[i]
-		if len(s.OwnerReferences) > 0 || s.Labels[LabelManagedBy] != ManagedByValue || now.Sub(s.CreationTimestamp.Time) < r.OrphanGrace {
-			continue
-		}
-		uid := s.UID
-		var err error
-		if !r.DryRun {
-			err = r.client.CoreV1().Secrets(r.namespace).Delete(ctx, s.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
-		}
-		if err == nil {
-			res.Secrets++
-		} else if !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-			errs = append(errs, fmt.Errorf("delete secret %s: %w", s.Name, err))
-		}
+		objs[i] = &secrets.Items[i]
 	}
-	n, err := r.reapPolicies(ctx, sel, now)
-	res.Policies = n
-	if err != nil {
-		errs = append(errs, err)
-	}
+	var serr, perr error
+	res.Secrets, serr = r.reapOrphans(ctx, "secret", objs, now, r.client.CoreV1().Secrets(r.namespace).Delete)
+	res.Policies, perr = r.reapPolicies(ctx, sel, now)
+	errs = append(errs, serr, perr)
 	if err := errors.Join(errs...); err != nil {
 		return res, fmt.Errorf("podsandbox: reap: %w", err)
 	}
@@ -153,22 +140,32 @@ func (r *Reaper) reapPolicies(ctx context.Context, sel metav1.ListOptions, now t
 	if err != nil {
 		return 0, fmt.Errorf("list network policies: %w", err)
 	}
+	objs := make([]metav1.Object, len(list.Items))
+	for i := range list.Items {
+		objs[i] = &list.Items[i]
+	}
+	return r.reapOrphans(ctx, "network policy", objs, now, api.Delete)
+}
+
+// reapOrphans deletes the podsandbox objects that no pod owns and that are older than
+// OrphanGrace, each with a UID precondition; it counts what it deleted (or would, with DryRun).
+func (r *Reaper) reapOrphans(ctx context.Context, kind string, objs []metav1.Object, now time.Time,
+	del func(context.Context, string, metav1.DeleteOptions) error) (int, error) {
 	n := 0
 	var errs []error
-	for i := range list.Items {
-		p := &list.Items[i]
-		if len(p.OwnerReferences) > 0 || p.Labels[LabelManagedBy] != ManagedByValue || now.Sub(p.CreationTimestamp.Time) < r.OrphanGrace {
+	for _, o := range objs {
+		if len(o.GetOwnerReferences()) > 0 || o.GetLabels()[LabelManagedBy] != ManagedByValue || now.Sub(o.GetCreationTimestamp().Time) < r.OrphanGrace {
 			continue
 		}
-		uid := p.UID
+		uid := o.GetUID()
 		var err error
 		if !r.DryRun {
-			err = api.Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+			err = del(ctx, o.GetName(), metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
 		}
 		if err == nil {
 			n++
 		} else if !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-			errs = append(errs, fmt.Errorf("delete network policy %s: %w", p.Name, err))
+			errs = append(errs, fmt.Errorf("delete %s %s: %w", kind, o.GetName(), err))
 		}
 	}
 	return n, errors.Join(errs...)
