@@ -114,7 +114,7 @@ type agentLink struct {
 type agentConn struct {
 	ht      *httpTransport
 	cc      *http2.ClientConn
-	in      *io.PipeWriter
+	in      *wire.Pipe
 	cancel  context.CancelFunc
 	dead    chan struct{} // closed when the stream has ended
 	deadErr error         // why; written before dead is closed
@@ -234,9 +234,9 @@ func (l *agentLink) open(ctx context.Context) (*agentConn, error) {
 	t0 := time.Now()
 	s := l.t.s
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	inR, inW := io.Pipe()
+	in := wire.NewPipe(1 << 20)
 	outR, outW := io.Pipe()
-	c := &agentConn{in: inW, cancel: cancel, dead: make(chan struct{}), stderr: &boundedBuffer{max: 4096}}
+	c := &agentConn{in: in, cancel: cancel, dead: make(chan struct{}), stderr: &boundedBuffer{max: 4096}}
 	argv := []string{"/bin/sh", "-c", agentScript, "psbx", l.agent.sum, strconv.Itoa(len(l.agent.bin)), l.agent.machine,
 		"-workdir", s.cfg.workDir, "-max-file-bytes", strconv.FormatInt(s.cfg.maxFileBytes, 10)}
 	l.mu.Lock()
@@ -249,7 +249,7 @@ func (l *agentLink) open(ctx context.Context) (*agentConn, error) {
 	l.mu.Unlock()
 	go func() {
 		defer l.wg.Done()
-		code, err := l.t.stream(sctx, argv, inR, outW, c.stderr)
+		code, err := l.t.stream(sctx, argv, in, outW, c.stderr)
 		if err == nil {
 			c.exited = true
 			err = fmt.Errorf("the agent exited with code %d", code)
@@ -258,12 +258,12 @@ func (l *agentLink) open(ctx context.Context) (*agentConn, error) {
 			}
 		}
 		c.deadErr = err
-		inR.CloseWithError(err)
+		in.CloseRead(err)
 		outW.CloseWithError(err)
 		close(c.dead)
 	}()
 	fail := func(err error) (*agentConn, error) {
-		_ = inW.Close()
+		_ = in.Close()
 		_ = outR.Close()
 		cancel()
 		<-c.dead
@@ -289,7 +289,7 @@ func (l *agentLink) open(ctx context.Context) (*agentConn, error) {
 	switch {
 	case line == "have":
 	case line == "need":
-		if _, err := inW.Write(l.agent.bin); err != nil {
+		if _, err := in.Write(l.agent.bin); err != nil {
 			return ended("copying it into the pod", err)
 		}
 		uploaded = len(l.agent.bin)
@@ -303,11 +303,11 @@ func (l *agentLink) open(ctx context.Context) (*agentConn, error) {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	token := hex.EncodeToString(b)
-	if _, err := io.WriteString(inW, token+"\n"); err != nil {
+	if _, err := io.WriteString(in, token+"\n"); err != nil {
 		return ended("sending the token", err)
 	}
-	tr := &http2.Transport{AllowHTTP: true, ReadIdleTimeout: 30 * time.Second, PingTimeout: 15 * time.Second}
-	cc, err := tr.NewClientConn(&wire.StreamConn{R: br, W: inW, ExtraClose: outR})
+	tr := &http2.Transport{AllowHTTP: true, ReadIdleTimeout: 30 * time.Second, PingTimeout: 15 * time.Second, MaxReadFrameSize: 1 << 20}
+	cc, err := tr.NewClientConn(&wire.StreamConn{R: br, W: in, ExtraClose: outR})
 	if err != nil {
 		return ended("starting HTTP/2", err)
 	}

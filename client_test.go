@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,6 +85,8 @@ func TestManagerRefuses(t *testing.T) {
 		"nil reaper":             {WithReaper(nil)},
 		"pool name not a label":  {WithWarmPool(1, WithPoolName("no spaces"))},
 		"pool ttl below minimum": {WithWarmPool(1, WithPoolTTL(time.Millisecond))},
+		"negative refill delay":  {WithWarmPool(1, WithPoolRefillDelay(-time.Second))},
+		"refill delay over 1m":   {WithWarmPool(1, WithPoolRefillDelay(time.Hour))},
 	} {
 		if _, err := NewSessionManager(f, opts...); !errors.Is(err, ErrInvalidArgument) {
 			t.Errorf("%s: %v", name, err)
@@ -339,6 +342,57 @@ func TestPoolSharedByReplicas(t *testing.T) {
 		if !left[pod] {
 			t.Errorf("A's Shutdown deleted pod %s of B's session %s", pod, id)
 		}
+	}
+}
+
+// TestPoolRefillDelay: a claim that leaves a warm pod ready waits for the refill delay before it
+// starts the replacement; a claim that empties the pool starts every replacement at once, also the
+// one still waiting.
+func TestPoolRefillDelay(t *testing.T) {
+	cs := fakeClient()
+	kubelet(cs, corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}, corev1.PodRunning)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	var creates atomic.Int32
+	cs.PrependReactor("create", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		creates.Add(1)
+		return false, nil, nil
+	})
+	f, err := fakeClientFor(t, cs).Factory("img", WithMode(ModeAPI), WithNamespace("ns"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewSessionManager(f, WithWarmPool(2, WithPoolRefillDelay(time.Minute)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = m.Shutdown(context.Background()) })
+	waitReady := func(n int) {
+		t.Helper()
+		for m.Pool().Ready() < n {
+			if ctx.Err() != nil {
+				t.Fatalf("pool has %d ready, want %d (%d pods created)", m.Pool().Ready(), n, creates.Load())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitReady(2)
+	if _, err := m.GetOrCreate(ctx, "first"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the refill loop runs; a replacement would be created by now
+	if n := creates.Load(); n != 2 {
+		t.Fatalf("%d pods created after the first claim, want 2: the replacement should wait a minute", n)
+	}
+	if _, err := m.GetOrCreate(ctx, "second"); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(2) // both replacements, without the minute
+	if n := creates.Load(); n != 4 {
+		t.Errorf("%d pods created, want 4", n)
 	}
 }
 

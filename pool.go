@@ -64,6 +64,10 @@ type WarmPool struct {
 	closed   bool
 	refill   chan struct{}
 	failures int
+
+	refillDelay time.Duration // WithPoolRefillDelay
+	settleUntil time.Time     // replacements of claimed pods start no earlier, while pods are ready
+	emptied     chan struct{} // closed (and replaced) when a claim takes the last ready pod
 }
 
 // PoolOption configures a WarmPool.
@@ -92,9 +96,26 @@ func WithPoolTTL(d time.Duration) PoolOption {
 	}
 }
 
+// WithPoolRefillDelay sets how long the pool waits after a claim before it starts the claimed
+// pod's replacement, as long as it still has a warm pod ready (default 1s; 0 starts it at once).
+// Starting a pod keeps the API server, the scheduler and a node busy for a moment: on a small
+// cluster the claimed session's first commands would pay for it, and they are the ones a user
+// waits for. A claim that takes the pool's last ready pod starts the refill at once, and so does a
+// claim while the delay runs that empties the pool.
+func WithPoolRefillDelay(d time.Duration) PoolOption {
+	return func(p *WarmPool) error {
+		if d < 0 || d > time.Minute {
+			return fmt.Errorf("%w: pool refill delay %s must be between 0 and 1m", ErrInvalidArgument, d)
+		}
+		p.refillDelay = d
+		return nil
+	}
+}
+
 // newWarmPool returns a pool of size pods made by f; start fills it.
 func newWarmPool(f *KubernetesFactory, size int, popts []PoolOption, log *slog.Logger) (*WarmPool, error) {
-	p := &WarmPool{f: f, name: "default", size: size, ttl: 10 * time.Minute, refill: make(chan struct{}, 1)}
+	p := &WarmPool{f: f, name: "default", size: size, ttl: 10 * time.Minute, refill: make(chan struct{}, 1),
+		refillDelay: time.Second, emptied: make(chan struct{})}
 	if size < 1 {
 		return nil, fmt.Errorf("%w: warm pool size %d must be at least 1", ErrInvalidArgument, size)
 	}
@@ -234,9 +255,14 @@ func (p *WarmPool) fill(ctx context.Context) {
 	}
 	p.starting += need
 	backoff := time.Duration(min(p.failures, 6)) * time.Second
+	var settle time.Duration
+	if len(p.ready) > 0 {
+		settle = time.Until(p.settleUntil)
+	}
+	hurry := p.emptied
 	p.mu.Unlock()
 	for range need {
-		if !p.bg.do(func(context.Context) { p.startMember(ctx, backoff) }) {
+		if !p.bg.do(func(context.Context) { p.startMember(ctx, backoff, settle, hurry) }) {
 			p.mu.Lock()
 			p.starting--
 			p.mu.Unlock()
@@ -244,13 +270,23 @@ func (p *WarmPool) fill(ctx context.Context) {
 	}
 }
 
-// startMember starts one warm pod and adds it to the ready list.
-func (p *WarmPool) startMember(ctx context.Context, backoff time.Duration) {
+// startMember starts one warm pod and adds it to the ready list: after backoff (failures before),
+// then after settle (a claim's refill delay), which hurry cuts short (the pool ran empty).
+func (p *WarmPool) startMember(ctx context.Context, backoff, settle time.Duration, hurry <-chan struct{}) {
 	if backoff > 0 {
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
 		}
+	}
+	if settle > 0 {
+		t := time.NewTimer(settle)
+		select {
+		case <-t.C:
+		case <-hurry:
+		case <-ctx.Done():
+		}
+		t.Stop()
 	}
 	sb, err := p.newMember()
 	if err == nil {
@@ -377,6 +413,12 @@ func (p *WarmPool) Claim(ctx context.Context, sessionID string, env map[string]s
 		}
 		sb := p.ready[0]
 		p.ready = p.ready[1:]
+		if len(p.ready) == 0 {
+			close(p.emptied) // replacements waiting for the refill delay start now
+			p.emptied = make(chan struct{})
+		} else {
+			p.settleUntil = time.Now().Add(p.refillDelay)
+		}
 		p.mu.Unlock()
 		p.kick()
 		if !sb.IsAlive(ctx) {

@@ -28,6 +28,7 @@ type sharedPods struct {
 	ip, proxy, api *podsandbox.KubernetesPodSandbox
 	apiExec        *podsandbox.KubernetesPodSandbox // the API pod again, a pods/exec per call (no channels)
 	agent          *podsandbox.KubernetesPodSandbox // the API pod again, through the injected agent
+	agentPython    *podsandbox.KubernetesPodSandbox // a Debian python pod, API mode through the agent
 }
 
 func (b *bench) startSharedPods(ctx context.Context) (*sharedPods, error) {
@@ -53,10 +54,15 @@ func (b *bench) startSharedPods(ctx context.Context) (*sharedPods, error) {
 		podsandbox.WithSandboxID("bench-api"), podsandbox.WithAgent(b.agent))...); err != nil {
 		return nil, err
 	}
-	errc := make(chan error, 2)
+	if p.agentPython, err = b.client.NewSandbox(e2e.ImagePython, b.sandboxOptions(podsandbox.ModeAPI,
+		podsandbox.WithSandboxID("bench-api-python"), podsandbox.WithAgent(b.agent))...); err != nil {
+		return nil, err
+	}
+	errc := make(chan error, 3)
 	go func() { errc <- p.ip.Start(ctx) }()
 	go func() { errc <- p.api.Start(ctx) }()
-	err = errors.Join(<-errc, <-errc)
+	go func() { errc <- p.agentPython.Start(ctx) }()
+	err = errors.Join(<-errc, <-errc, <-errc)
 	if err == nil {
 		err = p.proxy.Start(ctx) // adopts the HTTP pod
 	}
@@ -76,7 +82,7 @@ func (b *bench) startSharedPods(ctx context.Context) (*sharedPods, error) {
 
 func (p *sharedPods) stop(ctx context.Context, b *bench) {
 	var names []string
-	for _, sb := range []*podsandbox.KubernetesPodSandbox{p.ip, p.proxy, p.api, p.apiExec, p.agent} {
+	for _, sb := range []*podsandbox.KubernetesPodSandbox{p.ip, p.proxy, p.api, p.apiExec, p.agent, p.agentPython} {
 		if sb != nil {
 			_ = sb.Stop(ctx)
 			names = append(names, sb.PodName())
@@ -114,6 +120,7 @@ func (b *bench) rowExec(ctx context.Context, blk *Block, p *sharedPods) error {
 	ip := &variant{name: "HTTP by pod IP", run: execTrue(p.ip)}
 	proxy := &variant{name: "HTTP by pods/proxy", run: execTrue(p.proxy)}
 	agent := &variant{name: "API mode, injected agent", run: execTrue(p.agent)}
+	agentPy := &variant{name: "API mode, injected agent, python image", run: execTrue(p.agentPython)}
 	api := &variant{name: "API mode, exec channel", run: execTrue(p.api)}
 	apiExec := &variant{name: "API mode, a pods/exec per call", run: execTrue(p.apiExec)}
 	cgo := &variant{name: "client-go exec", run: timed(func(ctx context.Context) error {
@@ -122,7 +129,7 @@ func (b *bench) rowExec(ctx context.Context, blk *Block, p *sharedPods) error {
 	kc := &variant{name: "kubectl exec", run: timed(func(ctx context.Context) error {
 		return b.kubectl(ctx, nil, "exec", pod, "--", "true")
 	})}
-	vs := []*variant{ip, proxy, agent, api, apiExec, cgo, kc}
+	vs := []*variant{ip, proxy, agent, agentPy, api, apiExec, cgo, kc}
 	err := interleave(ctx, vs, b.opt.execWarmup, b.opt.execIters, func(i int) {
 		if i%25 == 0 {
 			b.progress("row 1: %d/%d iterations", i, b.opt.execIters)
@@ -145,6 +152,10 @@ func (b *bench) rowExec(ctx context.Context, blk *Block, p *sharedPods) error {
 	r.Target, r.Result = "p50 ≤ 3 ms, ≤ 0.05× client-go", Verdict(agent.p(50) <= 0.003 && ratio <= 0.05)
 	blk.Add(r)
 	noise(blk, "injected agent vs client-go", 0.05, lo, hi)
+	r, ratio, lo, hi = compare("API mode, injected agent, Debian python image", agentPy, cgo, FormatSeconds, true)
+	r.Target, r.Result = "p50 ≤ 3 ms, ≤ 0.05× client-go", Verdict(agentPy.p(50) <= 0.003 && ratio <= 0.05)
+	blk.Add(r)
+	noise(blk, "injected agent (python) vs client-go", 0.05, lo, hi)
 	r, _, _, _ = compare("API mode, injected agent (WithAgent)", agent, ip, FormatSeconds, true)
 	blk.Add(r)
 	r, _, _, _ = compare("API mode, exec channel (WithExecChannels(4))", api, apiExec, FormatSeconds, true)
@@ -161,7 +172,7 @@ func (b *bench) rowExec(ctx context.Context, blk *Block, p *sharedPods) error {
 	blk.Add(r)
 	r, _, _, _ = compare("kubectl exec POD -- true (baseline)", kc, nil, FormatSeconds, true)
 	blk.Add(r)
-	blk.Note("client-go and kubectl exec into the same busybox pod as podsandbox's pods/exec; both HTTP rows hit one server-image pod")
+	blk.Note("client-go and kubectl exec into the same busybox pod as podsandbox's pods/exec; both HTTP rows hit one server-image pod; the python row is a pod of its own (%s)", e2e.ImagePython)
 	blk.Note("podsandbox runs `true` inside its wrapper script (timeout, end markers), the baselines run bare `true`; the agent and the exec channel each keep one long-lived pods/exec that carries call after call")
 	b.checkErrors(blk, vs...)
 	belowRequirement(blk, "iterations per variant", b.opt.execIters, minExecIters)
@@ -518,7 +529,7 @@ func (b *bench) rowWarmPool(ctx context.Context, blk *Block) error {
 		}
 		b.checkErrors(blk, v)
 	}
-	blk.Note("the pool is refilled and the previous claimed pod gone before each claim (not timed); one unrecorded warm-up claim per mode")
+	blk.Note("the pool is refilled and the previous claimed pod gone before each claim (not timed); one unrecorded warm-up claim per mode; the pool starts a claimed pod's replacement 1 s after the claim (WithPoolRefillDelay, the default), so the measured claim and command do not share the machine with a pod start")
 	return nil
 }
 

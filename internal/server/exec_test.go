@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -613,5 +615,41 @@ func TestExecStreamBinary(t *testing.T) {
 	frames = binaryStreamFrames(t, e, line(wire.ExecRequest{Command: "head -c 3000000 /dev/zero | tr '\\0' z"}))
 	if got := joinFrames(frames, wire.FrameStdout); len(got) != 3000000 || strings.Trim(got, "z") != "" {
 		t.Fatalf("streamed %d bytes", len(got))
+	}
+}
+
+// TestGatherCoalesces: a short read takes what the pipe holds and what arrives soon after, in one
+// chunk; a closed pipe ends the gathering at once with nothing lost.
+func TestGatherCoalesces(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	buf := make([]byte, 128<<10)
+	if _, err := w.Write(bytes.Repeat([]byte("a"), 4096)); err != nil {
+		t.Fatal(err)
+	}
+	n, err := r.Read(buf)
+	if err != nil || n != 4096 {
+		t.Fatalf("Read = %d, %v", n, err)
+	}
+	if _, err := w.Write(bytes.Repeat([]byte("b"), 8192)); err != nil {
+		t.Fatal(err)
+	}
+	n = gather(r, buf, n)
+	if want := slices.Concat(bytes.Repeat([]byte("a"), 4096), bytes.Repeat([]byte("b"), 8192)); !bytes.Equal(buf[:n], want) {
+		t.Fatalf("gathered %d bytes, want the 12288 written, in order", n)
+	}
+	if _, err := w.Write([]byte("end")); err != nil {
+		t.Fatal(err)
+	}
+	_ = w.Close()
+	n = gather(r, buf, 0)
+	if string(buf[:n]) != "end" {
+		t.Fatalf("gathered %q after the close, want %q", buf[:n], "end")
+	}
+	if n, err := r.Read(buf); n != 0 || err != io.EOF {
+		t.Fatalf("Read after = %d, %v; want EOF", n, err)
 	}
 }
