@@ -252,7 +252,7 @@ func (s *Server) run(ctx context.Context, spec *execSpec, sink sinkFunc) (execRe
 // until f has nothing more to give without waiting.
 func pump(f *os.File, stream string, sink sinkFunc, draining *atomic.Bool, wg *sync.WaitGroup) {
 	defer wg.Done()
-	buf := make([]byte, 128<<10)
+	buf := make([]byte, 256<<10)
 	for {
 		n, err := f.Read(buf)
 		if n > 0 && n < coalesceBytes && err == nil {
@@ -277,7 +277,7 @@ func pump(f *os.File, stream string, sink sinkFunc, draining *atomic.Bool, wg *s
 // 100 MiB went out as 30 000 messages. A command that pauses or ends is not held back: a pause
 // costs at most coalesceWait, and the end of the output (the pipe closes) is sent at once.
 const (
-	coalesceBytes = 64 << 10
+	coalesceBytes = 192 << 10
 	coalesceWait  = time.Millisecond
 )
 
