@@ -21,6 +21,7 @@ func (c *cli) mcpCmd() *cobra.Command {
 	var idle time.Duration
 	var pool int
 	var iso isolation
+	var agent agentFlag
 	cmd := &cobra.Command{
 		Use:   "mcp --image IMAGE [--http ADDR]",
 		Short: "Serve the agent toolset over MCP (stdio, or streamable HTTP with --http): a sandbox per MCP session",
@@ -36,11 +37,15 @@ func (c *cli) mcpCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			agentOpts, err := agent.options(mode)
+			if err != nil {
+				return err
+			}
 			cl, err := c.connect()
 			if err != nil {
 				return err
 			}
-			f, err := cl.Factory(image, slices.Concat(c.sandboxOptions(mode, pull), isoOpts, []podsandbox.Option{podsandbox.WithIdleTimeout(idle)})...)
+			f, err := cl.Factory(image, slices.Concat(c.sandboxOptions(mode, pull), isoOpts, agentOpts, []podsandbox.Option{podsandbox.WithIdleTimeout(idle)})...)
 			if err != nil {
 				return err
 			}
@@ -83,6 +88,7 @@ func (c *cli) mcpCmd() *cobra.Command {
 	cmd.Flags().DurationVar(&idle, "idle-timeout", 30*time.Minute, "release a session's sandbox after this long unused")
 	cmd.Flags().StringVar(&pull, "image-pull-policy", "", "Always, IfNotPresent or Never (default: Kubernetes's)")
 	iso.register(cmd)
+	agent.register(cmd)
 	cmd.Flags().IntVar(&pool, "pool", 0, "keep this many started pods ready (warm pool \"mcp\"), so a new MCP session gets a sandbox in milliseconds")
 	return cmd
 }

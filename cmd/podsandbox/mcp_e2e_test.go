@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -98,7 +99,7 @@ func waitPods(t *testing.T, ns string, want int) {
 }
 
 // TestMCPStdio: `podsandbox mcp` (the built binary) driven by the SDK's client over stdio, in API
-// mode: every tool works; without --approve-all, execute is refused with a result saying how to
+// mode through the injected agent (--agent): every tool works; without --approve-all, execute is refused with a result saying how to
 // allow it; the session's sandbox is deleted when the client disconnects.
 func TestMCPStdio(t *testing.T) {
 	t.Parallel()
@@ -121,8 +122,20 @@ func TestMCPStdio(t *testing.T) {
 		return cs
 	}
 
-	cs := connect("--approve-all")
+	agentBin, err := e2e.BuildAgent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := filepath.Join(t.TempDir(), "psbx-agent")
+	if err := os.WriteFile(agent, agentBin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cs := connect("--approve-all", "--agent", agent)
 	driveTools(t, cs, "stdio")
+	// The calls went through the injected agent: it is the parent of the command's shell.
+	if got, isErr := call(t, cs, "execute", map[string]any{"command": `tr '\0' ' ' </proc/$PPID/cmdline`}); isErr || !strings.Contains(got, "-stdio") {
+		t.Errorf("--agent: the command's parent is %q (tool error %v), want the agent (-stdio)", got, isErr)
+	}
 	if n := managedPodCount(t, ns); n != 1 {
 		t.Errorf("%d sandbox pods for one session", n)
 	}
