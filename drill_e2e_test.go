@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 
@@ -230,6 +232,7 @@ func TestDrillPodDeleted(t *testing.T) {
 type drillResult struct {
 	r   *podsandbox.ExecuteResponse
 	err error
+	at  time.Time // when Execute returned
 }
 
 // startDrillCommand runs cmd on sb in the background and returns once watch shows file, which cmd
@@ -239,7 +242,7 @@ func startDrillCommand(ctx context.Context, t *testing.T, sb, watch podsandbox.S
 	done := make(chan drillResult, 1)
 	go func() {
 		r, err := sb.Execute(ctx, cmd, opts...)
-		done <- drillResult{r, err}
+		done <- drillResult{r, err, time.Now()}
 	}()
 	deadline := time.Now().Add(time.Minute)
 	for {
@@ -351,5 +354,80 @@ func TestDrillServerKilled(t *testing.T) {
 	waitFor(t, "IsAlive to turn false", 30*time.Second, func() bool { return !sb.IsAlive(ctx) })
 	if _, err := sb.Execute(ctx, "true"); !errors.Is(err, podsandbox.ErrSandboxGone) {
 		t.Errorf("the next call: %v, want ErrSandboxGone", err)
+	}
+}
+
+// TestDrillWorkspaceFull: a command writes past /workspace's size limit. The write is not refused
+// (the kubelet enforces an emptyDir's limit by eviction, not with ENOSPC); a minute or so later
+// the kubelet evicts the pod. A command running then, and every later call, fail with
+// ErrSandboxGone, never a raw transport error, within 2 s of the eviction showing in the pod's
+// status, and IsAlive turns false.
+func TestDrillWorkspaceFull(t *testing.T) {
+	env := e2e.Env(t)
+	for _, tc := range []struct {
+		name  string
+		image string
+		opts  []podsandbox.Option
+	}{
+		{"http-podip", e2e.ImageServer, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeHTTP), podsandbox.WithReach(podsandbox.ReachPodIP)}},
+		{"api-exec", e2e.ImageBusybox, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI)}},
+		{"api-agent", e2e.ImageBusybox, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if tc.name == "api-agent" {
+				tc.opts = append(tc.opts, podsandbox.WithAgent(testAgent)) // built by TestMain, after the table
+			}
+			sb := startSandbox(t, tc.image, append(tc.opts, podsandbox.WithWorkspaceSize(resource.MustParse("8Mi")))...)
+			ctx := ctxT(t, 5*time.Minute)
+			done := startDrillCommand(ctx, t, sb, sb, "touch /tmp/drill.started; sleep 600", "/tmp/drill.started")
+			r, err := sb.Execute(ctx, "dd if=/dev/zero of=fill bs=1M count=24 2>/dev/null; echo dd=$?")
+			if err != nil || r.Stdout != "dd=0\n" {
+				t.Fatalf("writing 24 MiB into an 8 MiB workspace: %+v, %v (want the write to go through: the limit is enforced by eviction)", r, err)
+			}
+			// The eviction, as the pod's status shows it: a terminal phase.
+			var evicted time.Time
+			for evicted.IsZero() {
+				pod, err := env.Client.CoreV1().Pods(env.Namespace).Get(ctx, sb.PodName(), metav1.GetOptions{})
+				switch {
+				case err != nil:
+					t.Fatalf("watching for the eviction: %v", err)
+				case pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodSucceeded:
+					// Succeeded when the image's command exits 0 on SIGTERM (API mode's does).
+					evicted = time.Now()
+					t.Logf("pod %s: %s %s %.120s", pod.Name, pod.Status.Phase, pod.Status.Reason, pod.Status.Message)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			var res drillResult
+			select {
+			case res = <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatal("the running command had not returned 30 s after the eviction")
+			}
+			late := res.at.Sub(evicted)
+			t.Logf("the running command returned %s after the eviction showed: %+v, %v", late.Round(time.Millisecond), res.r, res.err)
+			if !errors.Is(res.err, podsandbox.ErrSandboxGone) {
+				t.Errorf("the command running at the eviction: %+v, %v; want ErrSandboxGone", res.r, res.err)
+			}
+			if late > 2*time.Second {
+				t.Errorf("the running command returned %s after the eviction showed, want ≤ 2 s", late)
+			}
+			// Every later call: typed at once.
+			for name, call := range map[string]func() error{
+				"Execute": func() error { _, err := sb.Execute(ctx, "echo after"); return err },
+				"Read":    func() error { _, err := sb.Read(ctx, "fill", 0, 1); return err },
+				"Write":   func() error { _, err := sb.Write(ctx, "x.txt", []byte("x")); return err },
+			} {
+				t0 := time.Now()
+				err := call()
+				if d := time.Since(t0); !errors.Is(err, podsandbox.ErrSandboxGone) || d > 2*time.Second {
+					t.Errorf("%s after the eviction: %v after %s, want ErrSandboxGone within 2 s", name, err, d)
+				}
+			}
+			if sb.IsAlive(ctx) {
+				t.Error("IsAlive is true after the eviction")
+			}
+		})
 	}
 }

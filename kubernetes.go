@@ -576,19 +576,26 @@ func (s *KubernetesPodSandbox) IsAlive(ctx context.Context) bool {
 }
 
 // transportFor returns the started transport or why there is none.
+// A pod the watch already shows gone gets no call: it would only wait for a dead address.
 func (s *KubernetesPodSandbox) transportFor() (transport, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	switch {
 	case s.stopped:
+		s.mu.Unlock()
 		return nil, ErrStopped
 	case !s.started:
+		s.mu.Unlock()
 		return nil, ErrNotStarted
 	}
 	if s.tr == nil {
 		s.tr = s.newTransport()
 	}
-	return s.tr, nil
+	tr := s.tr
+	s.mu.Unlock()
+	if s.gone() {
+		return nil, fmt.Errorf("%w: pod %s was deleted, evicted or has ended: start a new sandbox", ErrSandboxGone, s.podName)
+	}
+	return tr, nil
 }
 
 func (s *KubernetesPodSandbox) newTransport() transport {
@@ -638,7 +645,7 @@ func (s *KubernetesPodSandbox) gone() bool {
 
 // goneGrace is how long a call waits, once the watch shows its pod gone, for the in-pod server's
 // own last answer (it stops its commands on SIGTERM and says so) before ending the call itself.
-const goneGrace = 2 * time.Second
+const goneGrace = time.Second
 
 // whileAlive returns ctx, cancelled with an ErrSandboxGone cause goneGrace after the watch first
 // shows the pod gone. A long call must not wait on a connection whose last packets the dying pod
@@ -683,19 +690,56 @@ func goneCause(ctx context.Context) error {
 	return nil
 }
 
-// wrapErr turns a transport failure on a pod that went away into ErrSandboxGone.
-func (s *KubernetesPodSandbox) wrapErr(err error) error {
+// goneSettle is how long a failed call waits for the watch to explain its failure. The kubelet
+// kills a pod's containers (eviction, a container's OOM) a moment before it writes the pod's
+// status, so the call's stream breaks first; a caller should still learn that the sandbox is gone.
+const goneSettle = 2 * time.Second
+
+// wrapErr turns a transport failure on a pod that went away into ErrSandboxGone. A failure the
+// watch cannot explain yet waits up to goneSettle for it to; errors that are answers (a path, an
+// argument, the caller's context, a stopped sandbox) return at once.
+func (s *KubernetesPodSandbox) wrapErr(ctx context.Context, err error) error {
 	if err == nil || errors.Is(err, ErrSandboxGone) {
 		return err
 	}
 	var pe *PathError
-	if errors.As(err, &pe) {
+	var oe *OffsetError
+	var fe *FileTooLargeError
+	var ee *EditError
+	if errors.As(err, &pe) || errors.As(err, &oe) || errors.As(err, &fe) || errors.As(err, &ee) ||
+		errors.Is(err, ErrInvalidArgument) || errors.Is(err, ErrStopped) || errors.Is(err, ErrNotStarted) ||
+		errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrUnsupportedImage) || errors.Is(err, ErrNoProcess) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
 		return err
 	}
-	if s.gone() {
+	if s.goneWithin(ctx, goneSettle) {
 		return fmt.Errorf("%w: pod %s: %w", ErrSandboxGone, s.podName, err)
 	}
 	return err
+}
+
+// goneWithin reports whether the watch shows the pod gone now or within d.
+func (s *KubernetesPodSandbox) goneWithin(ctx context.Context, d time.Duration) bool {
+	if s.gone() {
+		return true
+	}
+	sub, err := s.kc.subscribe(s.cfg.namespace, s.podName)
+	if err != nil {
+		return false
+	}
+	defer sub.close()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for !s.gone() {
+		select {
+		case <-sub.changed():
+		case <-t.C:
+			return false
+		case <-ctx.Done():
+			return s.gone()
+		}
+	}
+	return true
 }
 
 // podURL returns the API server URL of the pod's subresource, with suffix after the pod name (a
@@ -797,7 +841,7 @@ func (s *KubernetesPodSandbox) Execute(ctx context.Context, command string, opts
 	}
 	resp, err = tr.exec(ctx, command, c)
 	s.Touch()
-	return resp, s.wrapErr(err)
+	return resp, s.wrapErr(ctx, err)
 }
 
 // Read returns lines [offset, offset+limit) of the file numbered "%6d\t", with
@@ -810,7 +854,7 @@ func (s *KubernetesPodSandbox) Read(ctx context.Context, path string, offset, li
 		return "", err
 	}
 	out, err := tr.read(ctx, s.resolve(path), offset, limit)
-	return out, s.wrapErr(err)
+	return out, s.wrapErr(ctx, err)
 }
 
 // ReadWithBytes returns what Read returns together with the file's bytes, from one fetch: Read's
@@ -837,7 +881,7 @@ func (s *KubernetesPodSandbox) ReadBytes(ctx context.Context, path string) (data
 		return nil, err
 	}
 	b, err := tr.readBytes(ctx, s.resolve(path))
-	return b, s.wrapErr(err)
+	return b, s.wrapErr(ctx, err)
 }
 
 // Write creates or replaces the file atomically (a temporary file renamed into place), creating
@@ -855,7 +899,7 @@ func (s *KubernetesPodSandbox) Write(ctx context.Context, path string, content [
 	}
 	n, err := tr.write(ctx, p, content)
 	if err != nil {
-		return nil, s.wrapErr(err)
+		return nil, s.wrapErr(ctx, err)
 	}
 	return &WriteResult{Path: p, BytesWritten: n}, nil
 }
@@ -875,7 +919,7 @@ func (s *KubernetesPodSandbox) Edit(ctx context.Context, path, old, new string, 
 	}
 	n, err := tr.edit(ctx, p, old, new, replaceAll)
 	if err != nil {
-		return nil, s.wrapErr(err)
+		return nil, s.wrapErr(ctx, err)
 	}
 	return &EditResult{Path: p, Occurrences: n}, nil
 }
@@ -889,7 +933,7 @@ func (s *KubernetesPodSandbox) LsInfo(ctx context.Context, path string) (_ []Fil
 	}
 	es, err := tr.ls(ctx, s.resolve(path))
 	if err != nil {
-		return nil, s.wrapErr(err)
+		return nil, s.wrapErr(ctx, err)
 	}
 	return toFileInfos(es), nil
 }
@@ -906,7 +950,7 @@ func (s *KubernetesPodSandbox) GlobInfo(ctx context.Context, pattern, path strin
 	}
 	es, err := tr.glob(ctx, fileops.NormalizeGlob(pattern), fileops.GlobRoot(path, s.cfg.workDir))
 	if err != nil {
-		return nil, s.wrapErr(err)
+		return nil, s.wrapErr(ctx, err)
 	}
 	return toFileInfos(es), nil
 }
@@ -934,7 +978,7 @@ func (s *KubernetesPodSandbox) GrepRaw(ctx context.Context, pattern string, opts
 		return nil, fmt.Errorf("%w: grep pattern: %v", ErrInvalidArgument, err)
 	}
 	ms, err := tr.grep(ctx, pattern, s.resolve(opts.Path), opts.Glob, opts.IncludeHidden)
-	return ms, s.wrapErr(err)
+	return ms, s.wrapErr(ctx, err)
 }
 
 // Exists reports whether path is a regular file.
@@ -945,7 +989,7 @@ func (s *KubernetesPodSandbox) Exists(ctx context.Context, path string) (_ bool,
 		return false, err
 	}
 	ok, err := tr.exists(ctx, s.resolve(path))
-	return ok, s.wrapErr(err)
+	return ok, s.wrapErr(ctx, err)
 }
 
 func toFileInfos(es []fileops.Entry) []FileInfo {

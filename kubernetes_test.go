@@ -270,7 +270,7 @@ func TestGoneWhenTheContainerEnded(t *testing.T) {
 	}
 	defer sb.Stop(context.Background())
 	refused := errors.New("dial tcp: connection refused")
-	if err := sb.wrapErr(refused); errors.Is(err, ErrSandboxGone) {
+	if err := sb.wrapErr(ctx, refused); errors.Is(err, ErrSandboxGone) {
 		t.Fatalf("running pod: %v", err)
 	}
 	pod, err := cs.CoreV1().Pods("default").Get(ctx, sb.PodName(), metav1.GetOptions{})
@@ -289,7 +289,7 @@ func TestGoneWhenTheContainerEnded(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if err := sb.wrapErr(refused); !errors.Is(err, ErrSandboxGone) {
+	if err := sb.wrapErr(ctx, refused); !errors.Is(err, ErrSandboxGone) {
 		t.Errorf("ended container: %v, want ErrSandboxGone", err)
 	}
 }

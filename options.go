@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/rest"
 
@@ -77,6 +78,7 @@ type config struct {
 	pullPolicy       corev1.PullPolicy
 	terminationGrace int64
 	activeDeadline   *int64
+	workspaceSize    resource.Quantity
 	unschedulable    time.Duration
 	maxFileBytes     int64
 	execChannels     int
@@ -116,6 +118,7 @@ func defaultConfig() config {
 		unschedulable:    15 * time.Second,
 		maxFileBytes:     DefaultMaxFileBytes,
 		execChannels:     DefaultExecChannels,
+		workspaceSize:    resource.MustParse("1Gi"),
 	}
 }
 
@@ -419,6 +422,20 @@ func WithActiveDeadline(d time.Duration) Option {
 	}
 }
 
+// WithWorkspaceSize sets the size limit of the default pod's /workspace volume (default 1Gi). Writes
+// past it are not refused: the kubelet notices within about a minute and evicts the pod, and
+// calls then fail with ErrSandboxGone. Size it for what the sandbox's commands may write.
+func WithWorkspaceSize(q resource.Quantity) Option {
+	return func(c *config) error {
+		if q.Sign() <= 0 || q.Cmp(resource.MustParse("1Mi")) < 0 {
+			return fmt.Errorf("%w: workspace size %s must be at least 1Mi", ErrInvalidArgument, q.String())
+		}
+		c.workspaceSize = q
+		c.mark("WithWorkspaceSize")
+		return nil
+	}
+}
+
 // WithUnschedulableGrace sets how long Start tolerates an Unschedulable pod (default 15 s) before
 // failing; the cluster may still make room.
 func WithUnschedulableGrace(d time.Duration) Option {
@@ -571,6 +588,9 @@ func (c *config) validate(use specUse) error {
 				return bad("%s is a ModeAPI setting; ModeHTTP talks to its in-pod server: drop it or use WithMode(ModeAPI)", o)
 			}
 		}
+	}
+	if c.podTemplate != nil && c.set["WithWorkspaceSize"] {
+		return bad("WithWorkspaceSize sizes the default pod's /workspace volume; WithPodTemplate brings its own volumes: set the size in the template")
 	}
 	if c.openNetwork {
 		for _, o := range []string{"WithEgressAllow", "WithIngressFrom"} {

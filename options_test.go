@@ -49,6 +49,8 @@ func TestSpecRefuses(t *testing.T) {
 		{"empty runtime class", []Option{WithRuntimeClass("")}, "default runtime"},
 		{"pull policy", []Option{WithImagePullPolicy("Sometimes")}, "IfNotPresent"},
 		{"nil template", []Option{WithPodTemplate(nil)}, "nil"},
+		{"workspace size zero", []Option{WithWorkspaceSize(resource.MustParse("0"))}, "at least 1Mi"},
+		{"workspace size and template", []Option{WithWorkspaceSize(resource.MustParse("2Gi")), WithPodTemplate(tmpl(func(*corev1.Pod) {}))}, "set the size in the template"},
 		{"node selector", []Option{WithNodeSelector(map[string]string{"a b": "c"})}, "node selector"},
 		{"nil option", []Option{nil}, "nil Option"},
 		{"egress not a cidr", []Option{WithEgressAllow("example.com", 443)}, "not a CIDR"},

@@ -174,7 +174,7 @@ func (s *KubernetesPodSandbox) buildPod() *corev1.Pod {
 			},
 			Containers: []corev1.Container{ctr},
 			Volumes: []corev1.Volume{
-				{Name: workspaceVol, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: new(resource.MustParse("1Gi"))}}},
+				{Name: workspaceVol, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: new(c.workspaceSize)}}},
 				{Name: tmpVol, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: new(resource.MustParse("256Mi"))}}},
 			},
 		},

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/podsandbox/podsandbox/internal/wire"
@@ -67,6 +68,28 @@ func envOf(c corev1.Container) map[string]corev1.EnvVar {
 		m[e.Name] = e
 	}
 	return m
+}
+
+// TestWorkspaceSize: /workspace's size limit is 1Gi, or WithWorkspaceSize's.
+func TestWorkspaceSize(t *testing.T) {
+	for _, tc := range []struct {
+		opts []Option
+		want string
+	}{
+		{nil, "1Gi"},
+		{[]Option{WithWorkspaceSize(resource.MustParse("64Mi"))}, "64Mi"},
+	} {
+		pod := newTestSandbox(t, tc.opts...).buildPod()
+		var got string
+		for _, v := range pod.Spec.Volumes {
+			if v.Name == workspaceVol {
+				got = v.EmptyDir.SizeLimit.String()
+			}
+		}
+		if got != tc.want {
+			t.Errorf("workspace size limit %q, want %q", got, tc.want)
+		}
+	}
 }
 
 func TestBuildPodDefaults(t *testing.T) {
