@@ -20,7 +20,7 @@ unit: ## unit tests (go test -race) of every module
 e2e: ## e2e tests only, against the running cluster (make cluster-up first)
 	hack/test.sh e2e
 
-chaos: ## the fault drills only, against the running cluster (make test runs them too)
+chaos: ## the fault drills only (then the node drills: kubelet paused, API server crashed), against the running cluster (make test runs them too)
 	hack/test.sh chaos
 
 lint: ## go vet and gofmt

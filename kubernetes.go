@@ -693,7 +693,7 @@ func goneCause(ctx context.Context) error {
 // goneSettle is how long a failed call waits for the watch to explain its failure. The kubelet
 // kills a pod's containers (eviction, a container's OOM) a moment before it writes the pod's
 // status, so the call's stream breaks first; a caller should still learn that the sandbox is gone.
-const goneSettle = 2 * time.Second
+const goneSettle = time.Second
 
 // wrapErr turns a transport failure on a pod that went away into ErrSandboxGone. A failure the
 // watch cannot explain yet waits up to goneSettle for it to; errors that are answers (a path, an
@@ -716,6 +716,15 @@ func (s *KubernetesPodSandbox) wrapErr(ctx context.Context, err error) error {
 		return fmt.Errorf("%w: pod %s: %w", ErrSandboxGone, s.podName, err)
 	}
 	return err
+}
+
+// wrapErrNow is wrapErr without the wait: what the watch knows now.
+func (s *KubernetesPodSandbox) wrapErrNow(err error) error {
+	var pe *PathError
+	if err == nil || errors.Is(err, ErrSandboxGone) || errors.As(err, &pe) || !s.gone() {
+		return err
+	}
+	return fmt.Errorf("%w: pod %s: %w", ErrSandboxGone, s.podName, err)
 }
 
 // goneWithin reports whether the watch shows the pod gone now or within d.
@@ -841,6 +850,9 @@ func (s *KubernetesPodSandbox) Execute(ctx context.Context, command string, opts
 	}
 	resp, err = tr.exec(ctx, command, c)
 	s.Touch()
+	if c.quick {
+		return resp, s.wrapErrNow(err)
+	}
 	return resp, s.wrapErr(ctx, err)
 }
 

@@ -592,7 +592,8 @@ func (s *KubernetesPodSandbox) procCall(ctx context.Context, script string, time
 	}
 	// The output of a peek can hold binary bytes: collect stdout as bytes, not through Output.
 	var out, errb bytes.Buffer
-	r, err := s.Execute(ctx, set.String()+"\n"+script, WithExecEnv(env), WithTimeout(timeout), WithStdout(&out), WithStderr(&errb), WithOutputLimit(1))
+	quick := func(c *ExecConfig) { c.quick = true } // the re-attach loop retries and checks the pod itself
+	r, err := s.Execute(ctx, set.String()+"\n"+script, WithExecEnv(env), WithTimeout(timeout), WithStdout(&out), WithStderr(&errb), WithOutputLimit(1), quick)
 	if err != nil {
 		return nil, fmt.Errorf("podsandbox: background process: %w", err)
 	}

@@ -173,6 +173,9 @@ type ExecConfig struct {
 	Reattach  bool
 
 	durable durableExec // set by Execute for the in-pod server's durable path
+	// quick: a failed call returns at once instead of waiting for the watch to explain it (the
+	// re-attach loop's own calls, which retry and check the pod themselves)
+	quick bool
 }
 
 // durableExec asks the in-pod server to run a command apart from its request and record it as

@@ -4,8 +4,10 @@
 #                       started and, at the end, stopped again, also on failure); then the e2e tests
 #   hack/test.sh unit   unit tests only: go test -race ./... in every module (root, adapters/)
 #   hack/test.sh e2e    e2e tests only, against the running cluster (KUBECONFIG or .cluster/kubeconfig)
-#   hack/test.sh chaos  the fault drills only (TestDrill*: cut streams, deleted pods, killed callers),
-#                       against the running cluster; `hack/test.sh` and `e2e` run them with the rest
+#   hack/test.sh chaos  the fault drills only (TestDrill*: cut streams, deleted pods, killed callers,
+#                       a full disk; then TestNodeDrill*: the kubelet paused, the API server
+#                       crashed), against the running cluster; `hack/test.sh` and `e2e` run them
+#                       too, the node drills alone at the end
 # The e2e tests are the files with //go:build e2e; only their packages run with -tags e2e.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,15 +62,30 @@ e2e() {
     case " $(echo $pkgs) " in *" ./internal/scale "*) [ -n "$kwok_mark" ] || kwok_up ;; esac
     say "e2e tests ($m):" $pkgs
     # shellcheck disable=SC2086
-    (cd "$m" && go test -race -tags e2e -count=1 -p 1 -timeout 30m $pkgs)
+    (cd "$m" && go test -race -tags e2e -count=1 -p 1 -timeout 30m -skip '^TestNodeDrill' $pkgs)
   done
+  node_drills
+}
+
+# node_drills: the drills that pause and restart the local cluster's own daemons
+# (hack/cluster/fault.sh) run alone, after everything else, since they disturb whatever runs
+# beside them. They need the local cluster: with KUBECONFIG pointing elsewhere they are skipped,
+# and this says so.
+node_drills() {
+  if [ -n "${KUBECONFIG:-}" ] && [ "$(realpath -m "$KUBECONFIG")" != "$(realpath -m .cluster/kubeconfig)" ]; then
+    say "node drills: skipped (they pause and restart the local cluster's daemons; KUBECONFIG=$KUBECONFIG is another cluster)"
+    return 0
+  fi
+  say "node drills: go test -race -tags e2e -run '^TestNodeDrill' . (alone: they pause the kubelet and restart the API server)"
+  go test -race -tags e2e -count=1 -timeout 10m -run '^TestNodeDrill' .
 }
 
 case "${1:-all}" in
   unit) unit ;;
   chaos)
-    say "fault drills: go test -race -tags e2e -run TestDrill ."
-    go test -race -tags e2e -count=1 -timeout 20m -run 'TestDrill' .
+    say "fault drills: go test -race -tags e2e -run '^TestDrill' ."
+    go test -race -tags e2e -count=1 -timeout 20m -run '^TestDrill' .
+    node_drills
     ;;
   e2e)
     trap 'rc=$?; kwok_down || rc=1; exit $rc' EXIT

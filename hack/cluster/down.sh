@@ -17,7 +17,8 @@ fwd_start=$(cat "$RUN/ip_forward.at-start" 2>/dev/null || echo 0)
 stop() {
   local n p pids=()
   for n in "$@"; do
-    if p=$(pid_of "$n"); then kill "$p" 2>/dev/null && pids+=("$p"); fi
+    # CONT first: a daemon a killed fault.sh left stopped would not act on SIGTERM
+    if p=$(pid_of "$n"); then kill -CONT "$p" 2>/dev/null; kill "$p" 2>/dev/null && pids+=("$p"); fi
     rm -f "$RUN/$n.pid"
   done
   [ ${#pids[@]} -gt 0 ] || return 0

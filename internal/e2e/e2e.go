@@ -369,3 +369,20 @@ func RequireEnforcer(t testing.TB) {
 		t.Skipf("%s=0: the cluster runs without a NetworkPolicy enforcer", NetpolEnv)
 	}
 }
+
+// NodeDrillsEnv set to 0 skips the node drills (they fault the local cluster's own daemons, so
+// they need the cluster of make cluster-up on this machine, as root).
+const NodeDrillsEnv = "NODE_DRILLS"
+
+// RequireNodeAccess fails the test unless the cluster is the local one of make cluster-up, whose
+// daemons hack/cluster/fault.sh can pause and restart; NodeDrillsEnv=0 skips it instead.
+func RequireNodeAccess(t testing.TB) {
+	t.Helper()
+	if os.Getenv(NodeDrillsEnv) == "0" {
+		t.Skipf("%s=0: the node drills are off (they need the local cluster's daemons)", NodeDrillsEnv)
+	}
+	env := Env(t)
+	if _, err := os.Stat("/run/podsandbox-cluster/kube-apiserver.pid"); err != nil || env.Config.Host != "https://127.0.0.1:6443" {
+		t.Fatalf("the node drills pause and restart the local cluster's daemons, and %s is not the local cluster of make cluster-up (set %s=0 to skip them on other clusters)", env.Config.Host, NodeDrillsEnv)
+	}
+}
