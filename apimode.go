@@ -145,10 +145,20 @@ func (t *apiTransport) stream(ctx context.Context, argv []string, stdin io.Reade
 		return ce.Code, nil
 	case ctx.Err() != nil:
 		return 0, ctx.Err()
-	case apierrors.IsNotFound(err) || strings.Contains(err.Error(), "not found"):
-		return 0, fmt.Errorf("%w: %s: %w", ErrSandboxGone, t.s.podName, err)
 	}
-	return 0, fmt.Errorf("podsandbox: pods/exec: %w", err)
+	return 0, execError(t.s.podName, err)
+}
+
+// execError types a pods/exec failure: a pod that is not there is ErrSandboxGone. A refusal by
+// RBAC is not, even when its message says a role was "not found" (a restarted API server denies
+// for a moment while its authorizer loads the roles).
+func execError(pod string, err error) error {
+	switch {
+	case apierrors.IsForbidden(err) || strings.Contains(err.Error(), " is forbidden: "):
+	case apierrors.IsNotFound(err) || strings.Contains(err.Error(), "not found"):
+		return fmt.Errorf("%w: %s: %w", ErrSandboxGone, pod, err)
+	}
+	return fmt.Errorf("podsandbox: pods/exec: %w", err)
 }
 
 // runWrapper is the argv[2] script of every run: $1 dir, $2 end marker, $3 backstop timeout

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 func TestMarkerWriter(t *testing.T) {
@@ -125,5 +127,26 @@ func TestDebugLevelDropsWhenOff(t *testing.T) {
 	logr.FromSlogHandler(h).Error(errors.New("stream reset"), "copying stderr")
 	if !strings.Contains(buf.String(), "level=DEBUG") {
 		t.Errorf("debug on: %q", buf.String())
+	}
+}
+
+// TestExecError: a pod that is not there is ErrSandboxGone; RBAC's refusal is not, also when it
+// names a role that was "not found".
+func TestExecError(t *testing.T) {
+	gr := schema.GroupResource{Resource: "pods"}
+	for _, tc := range []struct {
+		name string
+		err  error
+		gone bool
+	}{
+		{"pod not found", apierrors.NewNotFound(gr, "p"), true},
+		{"container not found", errors.New(`container not found ("sandbox")`), true},
+		{"forbidden", apierrors.NewForbidden(gr, "p", errors.New("no")), false},
+		{"forbidden, role not found", errors.New(`unable to upgrade connection: pods "p" is forbidden: User "u" cannot create resource "pods/exec": RBAC: role.rbac.authorization.k8s.io "podsandbox" not found`), false},
+		{"other", errors.New("connection reset by peer"), false},
+	} {
+		if got := errors.Is(execError("p", tc.err), ErrSandboxGone); got != tc.gone {
+			t.Errorf("%s: gone = %v, want %v", tc.name, got, tc.gone)
+		}
 	}
 }
