@@ -431,3 +431,57 @@ func TestDrillWorkspaceFull(t *testing.T) {
 		})
 	}
 }
+
+// TestDrillMemoryLimit: a command allocates past the container's memory limit. Where the kubelet
+// makes the container one OOM group (cgroup v2), the kernel kills the whole container and the pod
+// ends: the command running then, and every later call, fail with ErrSandboxGone, and IsAlive
+// turns false. Where it does not (cgroup v1, as here), the kernel kills the greedy process alone:
+// the call returns its exit code 137, and the sandbox goes on working. Either way the caller gets
+// a typed answer within 2 minutes, never a raw transport error or a hang.
+func TestDrillMemoryLimit(t *testing.T) {
+	small := corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("64Mi")},
+	}
+	for _, tc := range []struct {
+		name  string
+		image string
+		opts  []podsandbox.Option
+	}{
+		{"http-podip", e2e.ImageServer, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeHTTP), podsandbox.WithReach(podsandbox.ReachPodIP)}},
+		{"api-exec", e2e.ImageBusybox, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI)}},
+		{"api-agent", e2e.ImageBusybox, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if tc.name == "api-agent" {
+				tc.opts = append(tc.opts, podsandbox.WithAgent(testAgent)) // built by TestMain, after the table
+			}
+			sb := startSandbox(t, tc.image, append(tc.opts, podsandbox.WithResources(small))...)
+			ctx := ctxT(t, 3*time.Minute)
+			// /dev/zero has no newline: tail keeps all of it in memory, looking for the last line.
+			t0 := time.Now()
+			r, err := sb.Execute(ctx, "tail -n 1 /dev/zero", podsandbox.WithTimeout(2*time.Minute))
+			t.Logf("Execute returned after %s: %+v, %v", time.Since(t0).Round(time.Millisecond), r, err)
+			switch {
+			case err == nil:
+				if r.ExitCode != 137 || r.TimedOut {
+					t.Fatalf("the greedy command: %+v; want exit 137 (SIGKILL by the OOM killer)", r)
+				}
+				if got := mustExec(t, sb, "echo alive"); got.Stdout != "alive\n" || !sb.IsAlive(ctx) {
+					t.Errorf("after the OOM kill of one process: %+v, IsAlive %v; want the sandbox working", got, sb.IsAlive(ctx))
+				}
+			case errors.Is(err, podsandbox.ErrSandboxGone):
+				t1 := time.Now()
+				if _, err := sb.Execute(ctx, "echo after"); !errors.Is(err, podsandbox.ErrSandboxGone) || time.Since(t1) > 2*time.Second {
+					t.Errorf("Execute after the container's OOM kill: %v after %s, want ErrSandboxGone at once", err, time.Since(t1))
+				}
+				if sb.IsAlive(ctx) {
+					t.Error("IsAlive is true after the container's OOM kill")
+				}
+			default:
+				t.Fatalf("the greedy command: %v; want its exit code 137, or ErrSandboxGone when the whole container was killed", err)
+			}
+		})
+	}
+}
