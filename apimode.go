@@ -370,7 +370,27 @@ func (t *apiTransport) exec(ctx context.Context, command string, c ExecConfig) (
 		dir = t.s.cfg.workDir
 	}
 	capt := newCapture(c.OutputLimit, c.Stdout, c.Stderr)
-	res, err := t.run(ctx, dir, command, c.Env, nil, c.Stdin, capt.stream(1), capt.stream(2), c.Timeout)
+	stdout, stderr := capt.stream(1), capt.stream(2)
+	rctx := ctx
+	quiet := func() bool { return false }
+	if c.NoOutputTimeout > 0 {
+		// Every byte moves the no-output deadline; when it passes, the call ends as a cancelled
+		// one does (the stop script kills the command's processes) and reports the timeout.
+		qctx, cancel := context.WithCancelCause(ctx)
+		defer cancel(nil)
+		timer := time.AfterFunc(c.NoOutputTimeout, func() { cancel(errNoOutput) })
+		defer timer.Stop()
+		stdout = pokeWriter{stdout, timer, c.NoOutputTimeout}
+		stderr = pokeWriter{stderr, timer, c.NoOutputTimeout}
+		rctx = qctx
+		quiet = func() bool { return ctx.Err() == nil && errors.Is(context.Cause(qctx), errNoOutput) }
+	}
+	res, err := t.run(rctx, dir, command, c.Env, nil, c.Stdin, stdout, stderr, c.Timeout)
+	if quiet() {
+		r := capt.response(TimeoutExitCode, true)
+		r.NoOutputTimedOut = true
+		return r, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -378,6 +398,21 @@ func (t *apiTransport) exec(ctx context.Context, command string, c ExecConfig) (
 		return nil, fmt.Errorf("%w: %s has no timeout command (API mode needs /bin/sh and timeout; busybox or coreutils provide it)", ErrUnsupportedImage, t.s.cfg.image)
 	}
 	return capt.response(res.exitCode, res.timedOut), nil
+}
+
+// errNoOutput is the cause of a call that WithNoOutputTimeout ended.
+var errNoOutput = errors.New("no output for the no-output timeout")
+
+// pokeWriter moves a no-output timer on every write.
+type pokeWriter struct {
+	w io.Writer
+	t *time.Timer
+	d time.Duration
+}
+
+func (p pokeWriter) Write(b []byte) (int, error) {
+	p.t.Reset(p.d)
+	return p.w.Write(b)
 }
 
 // fileTimeout bounds the derived file operations (upstream's FILE_OP_TIMEOUT and SEARCH_TIMEOUT).

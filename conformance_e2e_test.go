@@ -157,6 +157,28 @@ var conformance = []struct {
 		}
 		assertDead(t, sb, dir+"/kid")
 	}},
+	{"no-output timeout kills a silent command, not a talkative one", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, dir string) {
+		start := time.Now()
+		r := mustExec(t, sb, fmt.Sprintf("echo started; sleep 300 & echo $! > %q/quiet; sleep 304", dir),
+			podsandbox.WithNoOutputTimeout(1500*time.Millisecond), podsandbox.WithTimeout(2*time.Minute))
+		if el := time.Since(start); el > 15*time.Second {
+			t.Errorf("the no-output timeout took %s", el)
+		}
+		if !r.TimedOut || !r.NoOutputTimedOut || r.ExitCode != podsandbox.TimeoutExitCode || r.Stdout != "started\n" {
+			t.Errorf("silent: got %+v, want exit 124, TimedOut and NoOutputTimedOut, and the output before it", r)
+		}
+		assertDead(t, sb, dir+"/quiet")
+		// Output every 0.2 s keeps a 5 s no-output timeout from firing; the wall-clock one is
+		// still told apart.
+		r = mustExec(t, sb, "for i in 1 2 3 4 5 6 7 8; do echo $i; sleep 0.2; done", podsandbox.WithNoOutputTimeout(5*time.Second))
+		if r.TimedOut || r.ExitCode != 0 || r.Stdout != "1\n2\n3\n4\n5\n6\n7\n8\n" {
+			t.Errorf("talkative: got %+v", r)
+		}
+		r = mustExec(t, sb, "while :; do echo tick; sleep 0.2; done", podsandbox.WithNoOutputTimeout(5*time.Second), podsandbox.WithTimeout(2*time.Second))
+		if !r.TimedOut || r.NoOutputTimedOut || r.ExitCode != podsandbox.TimeoutExitCode {
+			t.Errorf("wall clock: got TimedOut %v NoOutputTimedOut %v exit %d, want the wall-clock timeout", r.TimedOut, r.NoOutputTimedOut, r.ExitCode)
+		}
+	}},
 	{"cancel kills the remote process", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, dir string) {
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(1500*time.Millisecond, cancel)

@@ -295,7 +295,8 @@ func (t *httpTransport) health(ctx context.Context) error {
 
 func (t *httpTransport) exec(ctx context.Context, command string, c ExecConfig) (*ExecuteResponse, error) {
 	req := wire.ExecRequest{
-		Command: command, TimeoutSeconds: c.Timeout.Seconds(), Env: c.Env, Dir: c.Dir, Stdin: c.Stdin != nil,
+		Command: command, TimeoutSeconds: c.Timeout.Seconds(), NoOutputSeconds: max(c.NoOutputTimeout.Seconds(), 0),
+		Env: c.Env, Dir: c.Dir, Stdin: c.Stdin != nil,
 		RequestID: c.durable.id, StoreLimit: c.durable.storeLimit, Keep: c.durable.keep,
 	}
 	if c.Stdout == nil && c.Stderr == nil {
@@ -358,7 +359,9 @@ func (t *httpTransport) exec(ctx context.Context, command string, c ExecConfig) 
 				return nil, fmt.Errorf("%w: pod %s: the in-pod server is shutting down (the pod is being deleted or evicted) and killed the command (exit code %d)",
 					ErrSandboxGone, t.s.podName, f.ExitCode)
 			}
-			return capt.response(f.ExitCode, f.TimedOut), nil
+			r := capt.response(f.ExitCode, f.TimedOut)
+			r.NoOutputTimedOut = f.NoOutput
+			return r, nil
 		}
 	}
 }

@@ -109,8 +109,11 @@ type ExecuteResponse struct {
 	ExitCode int
 	// Truncated is true when any output was dropped because of the output limit.
 	Truncated bool
-	// TimedOut is true when the command was killed (with its whole process group) by its timeout.
+	// TimedOut is true when the command was killed (with its whole process group) by its timeout
+	// or by its no-output timeout.
 	TimedOut bool
+	// NoOutputTimedOut is true when the timeout that fired was WithNoOutputTimeout's.
+	NoOutputTimedOut bool
 }
 
 // WriteResult reports a successful Write.
@@ -167,6 +170,8 @@ type ExecConfig struct {
 	Stderr      io.Writer
 	Env         map[string]string
 	Dir         string
+	// NoOutputTimeout > 0 kills the command when it writes nothing for that long.
+	NoOutputTimeout time.Duration
 	// RequestID, when set, runs the command as the background process of that id (see
 	// WithRequestID); Reattach does the same with a fresh id (WithReattach).
 	RequestID string
@@ -189,6 +194,14 @@ type durableExec struct {
 // WithTimeout bounds the command; on expiry its whole process group is killed and the response has
 // TimedOut set and ExitCode 124. Zero or less means DefaultExecTimeout.
 func WithTimeout(d time.Duration) ExecOption { return func(c *ExecConfig) { c.Timeout = d } }
+
+// WithNoOutputTimeout kills the command (with its whole process group) when it writes no byte to
+// stdout or stderr for d: a prompt waiting for input, a hung download, a deadlock. The response
+// then has TimedOut and NoOutputTimedOut set and ExitCode 124; WithTimeout still bounds the whole
+// call. Zero or less means none. (A call WithReattach or WithRequestID ignores it.)
+func WithNoOutputTimeout(d time.Duration) ExecOption {
+	return func(c *ExecConfig) { c.NoOutputTimeout = d }
+}
 
 // WithOutputLimit sets how many bytes of output the response keeps (default DefaultOutputLimit).
 // Streaming writers still receive everything.

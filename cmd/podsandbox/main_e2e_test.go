@@ -74,6 +74,11 @@ func TestCLI(t *testing.T) {
 			if r.code != 124 || !strings.Contains(r.stderr, "timed out") || time.Since(start) > 30*time.Second {
 				t.Errorf("timeout: exit %d after %s, stderr %q", r.code, time.Since(start), r.stderr)
 			}
+			start = time.Now()
+			r = cli("", "exec", "--no-output-timeout", "1s", id, "--", "echo hi; sleep 60")
+			if r.code != 124 || r.stdout != "hi\n" || !strings.Contains(r.stderr, "wrote nothing for 1s") || time.Since(start) > 30*time.Second {
+				t.Errorf("no-output timeout: exit %d after %s, stdout %q, stderr %q", r.code, time.Since(start), r.stdout, r.stderr)
+			}
 
 			// files
 			expect(cli("", "exec", id, "--", "mkdir -p d && printf 'alpha\\nbeta\\n' > 'd/my file.txt'"), 0, "")

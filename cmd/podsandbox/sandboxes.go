@@ -77,13 +77,13 @@ func (c *cli) runCmd() *cobra.Command {
 
 func (c *cli) execCmd() *cobra.Command {
 	var interactive, reattach bool
-	var timeout time.Duration
+	var timeout, quiet time.Duration
 	var dir, requestID string
 	cmd := &cobra.Command{
 		Use:   "exec ID [-i] -- COMMAND [ARG...]",
 		Short: "Run a command in a sandbox, streaming its output; exit with its exit code",
 		Long: "Run a command in a sandbox with /bin/sh -c, streaming stdout and stderr, and exit with the command's exit code\n" +
-			"(124 when --timeout kills it). One argument is a shell script as written; several are quoted into one command line.",
+			"(124 when --timeout or --no-output-timeout kills it). One argument is a shell script as written; several are quoted into one command line.",
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			command := args[1]
@@ -99,6 +99,9 @@ func (c *cli) execCmd() *cobra.Command {
 				if timeout > 0 {
 					opts = append(opts, podsandbox.WithTimeout(timeout))
 				}
+				if quiet > 0 {
+					opts = append(opts, podsandbox.WithNoOutputTimeout(quiet))
+				}
 				if dir != "" {
 					opts = append(opts, podsandbox.WithDir(dir))
 				}
@@ -112,7 +115,10 @@ func (c *cli) execCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if res.TimedOut {
+				switch {
+				case res.NoOutputTimedOut:
+					fmt.Fprintf(c.stderr, "podsandbox: the command wrote nothing for %s and was killed\n", quiet)
+				case res.TimedOut:
 					fmt.Fprintf(c.stderr, "podsandbox: the command timed out after %s and was killed\n", timeout)
 				}
 				if res.ExitCode != 0 {
@@ -124,6 +130,7 @@ func (c *cli) execCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&interactive, "stdin", "i", false, "pass standard input to the command")
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "kill the command after this long (default: the library's)")
+	cmd.Flags().DurationVar(&quiet, "no-output-timeout", 0, "kill the command when it writes nothing for this long (exit 124)")
 	cmd.Flags().StringVar(&dir, "dir", "", "run in this directory (relative to the work dir)")
 	cmd.Flags().BoolVar(&reattach, "reattach", false, "survive a lost connection: run under the pod's process supervisor and read on where the output was (never runs the command twice)")
 	cmd.Flags().StringVar(&requestID, "request-id", "", "like --reattach, and a second exec with the same id prints the first's output and exits with its code instead of running again")

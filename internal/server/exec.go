@@ -36,12 +36,16 @@ const maxDrainBytes = 1 << 20
 
 var errTimedOut = errors.New("command timed out")
 
+var errNoOutput = errors.New("command wrote nothing for its no-output timeout")
+
 // execSpec is a validated command.
 type execSpec struct {
 	command string
 	dir     string
 	env     []string
 	timeout time.Duration
+	// noOutput > 0 kills the command when it writes nothing for that long.
+	noOutput time.Duration
 	// stdin feeds the command's standard input; nil means /dev/null.
 	stdin io.Reader
 	// stopStdin, if set, unblocks a Read of stdin that is still pending when the command is over.
@@ -53,6 +57,7 @@ type execSpec struct {
 type execResult struct {
 	exitCode int
 	timedOut bool
+	noOutput bool // the timeout that fired was the no-output one
 }
 
 // sinkFunc receives output as it arrives: stream is wire.FrameStdout or wire.FrameStderr. p is only
@@ -83,7 +88,11 @@ func (s *Server) prepareExec(req *wire.ExecRequest) (*execSpec, *apiError) {
 	env = appendEnv(env, s.env)
 	s.mu.Unlock()
 	env = appendEnv(env, req.Env)
-	return &execSpec{command: req.Command, dir: dir, env: env, timeout: max(timeout, time.Millisecond)}, nil
+	spec := &execSpec{command: req.Command, dir: dir, env: env, timeout: max(timeout, time.Millisecond)}
+	if req.NoOutputSeconds > 0 {
+		spec.noOutput = max(time.Duration(min(req.NoOutputSeconds, maxExecTimout.Seconds())*float64(time.Second)), time.Millisecond)
+	}
+	return spec, nil
 }
 
 // appendEnv appends m in key order; os/exec keeps the last value of a duplicated key.
@@ -105,6 +114,8 @@ func appendEnv(env []string, m map[string]string) []string {
 // is then already in the pipes is still delivered), later output is dropped and the children are
 // left running. On timeout or when ctx ends the whole process group is killed with SIGKILL.
 func (s *Server) run(ctx context.Context, spec *execSpec, sink sinkFunc) (execResult, *apiError) {
+	ctx, cancelQuiet := context.WithCancelCause(ctx)
+	defer cancelQuiet(nil)
 	ctx, cancel := context.WithTimeoutCause(ctx, spec.timeout, errTimedOut)
 	defer cancel()
 
@@ -113,10 +124,14 @@ func (s *Server) run(ctx context.Context, spec *execSpec, sink sinkFunc) (execRe
 	cmd.Env = spec.env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.WaitDelay = s.waitDelay
-	var timedOut atomic.Bool
+	var timedOut, quiet atomic.Bool
 	cmd.Cancel = func() error {
-		if errors.Is(context.Cause(ctx), errTimedOut) {
+		switch cause := context.Cause(ctx); {
+		case errors.Is(cause, errTimedOut):
 			timedOut.Store(true)
+		case errors.Is(cause, errNoOutput):
+			timedOut.Store(true)
+			quiet.Store(true)
 		}
 		err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		if errors.Is(err, syscall.ESRCH) {
@@ -186,6 +201,16 @@ func (s *Server) run(ctx context.Context, spec *execSpec, sink sinkFunc) (execRe
 		_ = inR.Close()
 	}
 
+	if spec.noOutput > 0 {
+		// Every byte of output moves the no-output deadline.
+		quietTimer := time.AfterFunc(spec.noOutput, func() { cancelQuiet(errNoOutput) })
+		defer quietTimer.Stop()
+		inner := sink
+		sink = func(stream string, p []byte) {
+			quietTimer.Reset(spec.noOutput)
+			inner(stream, p)
+		}
+	}
 	var draining atomic.Bool
 	var pumps sync.WaitGroup
 	pumps.Add(2)
@@ -243,7 +268,7 @@ func (s *Server) run(ctx context.Context, spec *execSpec, sink sinkFunc) (execRe
 		res.exitCode = 128 + int(ws.Signal())
 	}
 	if timedOut.Load() {
-		res.exitCode, res.timedOut = TimeoutExitCode, true
+		res.exitCode, res.timedOut, res.noOutput = TimeoutExitCode, true, quiet.Load()
 	}
 	return res, nil
 }
@@ -396,6 +421,7 @@ func (s *Server) handleExec(w http.ResponseWriter, r *http.Request) *apiError {
 		Stdout:    string(c.stdout),
 		Stderr:    string(c.stderr),
 		TimedOut:  res.timedOut,
+		NoOutput:  res.noOutput,
 	})
 	return nil
 }
@@ -517,7 +543,7 @@ func (s *Server) handleExecStream(w http.ResponseWriter, r *http.Request) *apiEr
 		if rec != nil {
 			rec.finish(res.exitCode, res.timedOut, stopped)
 		}
-		fw.write(wire.Frame{Type: wire.FrameExit, ExitCode: res.exitCode, TimedOut: res.timedOut, Stopped: stopped})
+		fw.write(wire.Frame{Type: wire.FrameExit, ExitCode: res.exitCode, TimedOut: res.timedOut, NoOutput: res.noOutput, Stopped: stopped})
 	}
 	return nil
 }

@@ -653,3 +653,29 @@ func TestGatherCoalesces(t *testing.T) {
 		t.Fatalf("Read after = %d, %v; want EOF", n, err)
 	}
 }
+
+// TestExecNoOutputTimeout: a command that writes nothing for no_output_seconds is killed (124,
+// timed_out and no_output); one whose output keeps coming runs to its end.
+func TestExecNoOutputTimeout(t *testing.T) {
+	e := newTenv(t)
+	for _, tc := range []struct {
+		name, cmd string
+		quiet     float64
+		want      wire.ExecResponse
+	}{
+		{"silent", "echo started; sleep 60", 0.5, wire.ExecResponse{Stdout: "started\n", ExitCode: TimeoutExitCode, TimedOut: true, NoOutput: true}},
+		{"steady output", "for i in 1 2 3 4 5; do echo $i; sleep 0.1; done", 5, wire.ExecResponse{Stdout: "1\n2\n3\n4\n5\n"}},
+		{"off", "sleep 0.3; echo late", 0, wire.ExecResponse{Stdout: "late\n"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			r := e.exec(wire.ExecRequest{Command: tc.cmd, NoOutputSeconds: tc.quiet, TimeoutSeconds: 30})
+			if r.Stdout != tc.want.Stdout || r.ExitCode != tc.want.ExitCode || r.TimedOut != tc.want.TimedOut || r.NoOutput != tc.want.NoOutput {
+				t.Fatalf("%+v, want %+v", r, tc.want)
+			}
+			if d := time.Since(start); d > 20*time.Second {
+				t.Errorf("took %s", d)
+			}
+		})
+	}
+}

@@ -49,6 +49,9 @@ type Health struct {
 type ExecRequest struct {
 	Command        string            `json:"command"`
 	TimeoutSeconds float64           `json:"timeout_seconds,omitempty"` // <= 0: 1800
+	// NoOutputSeconds > 0 kills the command when it writes no byte to stdout or stderr for this
+	// long (the exit reports timed_out and no_output).
+	NoOutputSeconds float64 `json:"no_output_seconds,omitempty"`
 	Env            map[string]string `json:"env,omitempty"`
 	Dir            string            `json:"dir,omitempty"`          // "" = work dir; relative = under it
 	OutputLimit    int               `json:"output_limit,omitempty"` // /exec: <= 0 is 100000; /exec/stream: > 0 sends each stream's first output_limit+1 bytes only
@@ -74,6 +77,7 @@ type ExecResponse struct {
 	Stdout    string `json:"stdout"`
 	Stderr    string `json:"stderr"`
 	TimedOut  bool   `json:"timed_out"`
+	NoOutput  bool   `json:"no_output,omitempty"`
 }
 
 // Frame is one NDJSON line of an /exec/stream response. Data frames carry raw bytes (base64 in
@@ -83,7 +87,8 @@ type Frame struct {
 	Data     []byte `json:"d,omitempty"`
 	ExitCode int    `json:"exit_code,omitempty"`
 	TimedOut bool   `json:"timed_out,omitempty"`
-	Error    string `json:"error,omitempty"` // FrameExit: the command could not be run at all
+	NoOutput bool   `json:"no_output,omitempty"` // FrameExit: the timeout that fired was NoOutputSeconds
+	Error    string `json:"error,omitempty"`     // FrameExit: the command could not be run at all
 	// Stopped (FrameExit): the server was shutting down (SIGTERM: the pod is being deleted or
 	// evicted) and killed the command; its exit code and output are not the command's own end.
 	Stopped bool `json:"stopped,omitempty"`
