@@ -47,15 +47,15 @@ type Health struct {
 
 // ExecRequest runs Command with /bin/sh -c. Only command and timeout_seconds are upstream's.
 type ExecRequest struct {
-	Command        string            `json:"command"`
-	TimeoutSeconds float64           `json:"timeout_seconds,omitempty"` // <= 0: 1800
+	Command        string  `json:"command"`
+	TimeoutSeconds float64 `json:"timeout_seconds,omitempty"` // <= 0: 1800
 	// NoOutputSeconds > 0 kills the command when it writes no byte to stdout or stderr for this
 	// long (the exit reports timed_out and no_output).
-	NoOutputSeconds float64 `json:"no_output_seconds,omitempty"`
-	Env            map[string]string `json:"env,omitempty"`
-	Dir            string            `json:"dir,omitempty"`          // "" = work dir; relative = under it
-	OutputLimit    int               `json:"output_limit,omitempty"` // /exec: <= 0 is 100000; /exec/stream: > 0 sends each stream's first output_limit+1 bytes only
-	Stdin          bool              `json:"stdin,omitempty"`        // /exec/stream: the rest of the body is stdin
+	NoOutputSeconds float64           `json:"no_output_seconds,omitempty"`
+	Env             map[string]string `json:"env,omitempty"`
+	Dir             string            `json:"dir,omitempty"`          // "" = work dir; relative = under it
+	OutputLimit     int               `json:"output_limit,omitempty"` // /exec: <= 0 is 100000; /exec/stream: > 0 sends each stream's first output_limit+1 bytes only
+	Stdin           bool              `json:"stdin,omitempty"`        // /exec/stream: the rest of the body is stdin
 	// RequestID (/exec/stream only) makes the call durable: the server runs the command apart
 	// from the request, so it survives a lost stream, and records it under ProcessRoot/RequestID
 	// in the layout of the client's background processes, keeping up to StoreLimit bytes of
