@@ -702,6 +702,9 @@ func (s *KubernetesPodSandbox) wrapErr(ctx context.Context, err error) error {
 	if err == nil || errors.Is(err, ErrSandboxGone) {
 		return err
 	}
+	if gone := goneCause(ctx); gone != nil {
+		return gone // the operation's watchdog ended it
+	}
 	var pe *PathError
 	var oe *OffsetError
 	var fe *FileTooLargeError
@@ -790,6 +793,10 @@ func (s *KubernetesPodSandbox) begin(ctx context.Context, name string, texts ...
 	}
 	s.Touch()
 	tr, err := s.transportFor()
+	if err == nil && s.cfg.mode == ModeHTTP {
+		// As for Execute: a request the dying pod never answers ends when the watch shows it gone.
+		ctx, op.stop = s.whileAlive(ctx)
+	}
 	return ctx, op, tr, err
 }
 

@@ -294,67 +294,79 @@ func TestGoneWhenTheContainerEnded(t *testing.T) {
 	}
 }
 
-// TestExecEndsWhenThePodGoes: a command whose in-pod server never sends its last answer (a dying
+// TestExecEndsWhenThePodGoes: a call whose in-pod server never sends its last answer (a dying
 // pod's packets dropped on the way) ends with ErrSandboxGone about goneGrace after the watch shows
-// the pod deleted, not at the call's deadline.
+// the pod deleted, not at the call's deadline: Execute, and the file operations.
 func TestExecEndsWhenThePodGoes(t *testing.T) {
-	cs := fakeClient()
-	kubelet(cs, corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}, corev1.PodRunning)
-	started := make(chan struct{})
-	release := make(chan struct{})
-	t.Cleanup(func() { close(release) })
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == wire.RouteHealth {
-			w.Write([]byte(`{"ready":true}`))
-			return
-		}
-		w.Header().Set("Content-Type", "application/x-ndjson")
-		w.WriteHeader(http.StatusOK)
-		w.(http.Flusher).Flush()
-		close(started)
-		select { // the last frame never comes
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	t.Cleanup(srv.Close)
-	_, p, _ := net.SplitHostPort(srv.Listener.Addr().String())
-	port, _ := strconv.Atoi(p)
-	sb, err := fakeSandbox(t, cs, "img", WithPort(port), WithReach(ReachPodIP), WithSandboxID("fake-goes"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := sb.Start(ctx); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	defer sb.Stop(context.Background())
-	type result struct {
-		r   *ExecuteResponse
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		r, err := sb.Execute(ctx, "sleep 60", WithTimeout(time.Minute))
-		done <- result{r, err}
-	}()
-	<-started
-	pod, err := cs.CoreV1().Pods("default").Get(ctx, sb.PodName(), metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := metav1.Now()
-	pod.DeletionTimestamp = &now
-	if _, err := cs.CoreV1().Pods("default").Update(ctx, pod, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t0 := time.Now()
-	res := <-done
-	if !errors.Is(res.err, ErrSandboxGone) {
-		t.Fatalf("Execute = %+v, %v; want ErrSandboxGone", res.r, res.err)
-	}
-	if d := time.Since(t0); d < goneGrace/2 || d > goneGrace+10*time.Second {
-		t.Errorf("ended %s after the delete; want about %s (the grace for the server's own answer)", d, goneGrace)
+	for _, tc := range []struct {
+		name string
+		call func(ctx context.Context, sb *KubernetesPodSandbox) error
+	}{
+		{"Execute", func(ctx context.Context, sb *KubernetesPodSandbox) error {
+			_, err := sb.Execute(ctx, "sleep 60", WithTimeout(time.Minute))
+			return err
+		}},
+		{"Read", func(ctx context.Context, sb *KubernetesPodSandbox) error {
+			_, err := sb.Read(ctx, "f.txt", 0, 10)
+			return err
+		}},
+		{"LsInfo", func(ctx context.Context, sb *KubernetesPodSandbox) error {
+			_, err := sb.LsInfo(ctx, ".")
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cs := fakeClient()
+			kubelet(cs, corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}, corev1.PodRunning)
+			started := make(chan struct{})
+			release := make(chan struct{})
+			t.Cleanup(func() { close(release) })
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == wire.RouteHealth {
+					w.Write([]byte(`{"ready":true}`))
+					return
+				}
+				w.Header().Set("Content-Type", "application/x-ndjson")
+				w.WriteHeader(http.StatusOK)
+				w.(http.Flusher).Flush()
+				close(started)
+				select { // the answer never comes
+				case <-release:
+				case <-r.Context().Done():
+				}
+			}))
+			t.Cleanup(srv.Close)
+			_, p, _ := net.SplitHostPort(srv.Listener.Addr().String())
+			port, _ := strconv.Atoi(p)
+			sb, err := fakeSandbox(t, cs, "img", WithPort(port), WithReach(ReachPodIP), WithSandboxID("fake-goes"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := sb.Start(ctx); err != nil {
+				t.Fatalf("Start: %v", err)
+			}
+			defer sb.Stop(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- tc.call(ctx, sb) }()
+			<-started
+			pod, err := cs.CoreV1().Pods("default").Get(ctx, sb.PodName(), metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := metav1.Now()
+			pod.DeletionTimestamp = &now
+			if _, err := cs.CoreV1().Pods("default").Update(ctx, pod, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			t0 := time.Now()
+			if err := <-done; !errors.Is(err, ErrSandboxGone) {
+				t.Fatalf("%s = %v; want ErrSandboxGone", tc.name, err)
+			}
+			if d := time.Since(t0); d < goneGrace/2 || d > goneGrace+10*time.Second {
+				t.Errorf("ended %s after the delete; want about %s (the grace for the server's own answer)", d, goneGrace)
+			}
+		})
 	}
 }

@@ -239,6 +239,7 @@ type sandboxOp struct {
 	name string
 	span trace.Span
 	t0   time.Time
+	stop func() // ends the operation's pod watchdog (whileAlive), if any
 }
 
 // traceOp starts the span of operation name ("Execute", "Read", ...) on s.
@@ -252,6 +253,9 @@ func (s *KubernetesPodSandbox) traceOp(ctx context.Context, name string) (contex
 
 // end records the operation's duration and ends its span with err (and attrs, when recording).
 func (o *sandboxOp) end(ctx context.Context, err error, attrs ...attribute.KeyValue) {
+	if o.stop != nil {
+		o.stop()
+	}
 	d := time.Since(o.t0).Seconds()
 	mattrs := []attribute.KeyValue{attrMode.String(string(o.s.cfg.mode))}
 	if err != nil {
