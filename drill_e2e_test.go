@@ -193,20 +193,9 @@ func startSandboxWith(t *testing.T, c *podsandbox.Client, image string, opts ...
 // (an exit code 137 and part of its output).
 func TestDrillPodDeleted(t *testing.T) {
 	env := e2e.Env(t)
-	for _, tc := range []struct {
-		name  string
-		image string
-		opts  []podsandbox.Option
-	}{
-		{"http-podip", e2e.ImageServer, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeHTTP), podsandbox.WithReach(podsandbox.ReachPodIP)}},
-		{"api-exec", e2e.ImageBusybox, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI)}},
-		{"api-agent", e2e.ImageBusybox, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI)}},
-	} {
+	for _, tc := range podDrillCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if tc.name == "api-agent" {
-				tc.opts = append(tc.opts, podsandbox.WithAgent(testAgent)) // built by TestMain, after the table
-			}
 			sb := startSandbox(t, tc.image, tc.opts...)
 			ctx := ctxT(t, 2*time.Minute)
 			done := startDrillCommand(ctx, t, sb, sb, "echo started; touch /tmp/drill.started; sleep 60; echo finished", "/tmp/drill.started")
@@ -364,20 +353,9 @@ func TestDrillServerKilled(t *testing.T) {
 // status, and IsAlive turns false.
 func TestDrillWorkspaceFull(t *testing.T) {
 	env := e2e.Env(t)
-	for _, tc := range []struct {
-		name  string
-		image string
-		opts  []podsandbox.Option
-	}{
-		{"http-podip", e2e.ImageServer, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeHTTP), podsandbox.WithReach(podsandbox.ReachPodIP)}},
-		{"api-exec", e2e.ImageBusybox, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI)}},
-		{"api-agent", e2e.ImageBusybox, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI)}},
-	} {
+	for _, tc := range podDrillCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if tc.name == "api-agent" {
-				tc.opts = append(tc.opts, podsandbox.WithAgent(testAgent)) // built by TestMain, after the table
-			}
 			sb := startSandbox(t, tc.image, append(tc.opts, podsandbox.WithWorkspaceSize(resource.MustParse("8Mi")))...)
 			ctx := ctxT(t, 5*time.Minute)
 			done := startDrillCommand(ctx, t, sb, sb, "touch /tmp/drill.started; sleep 600", "/tmp/drill.started")
@@ -443,20 +421,9 @@ func TestDrillMemoryLimit(t *testing.T) {
 		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
 		Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("64Mi")},
 	}
-	for _, tc := range []struct {
-		name  string
-		image string
-		opts  []podsandbox.Option
-	}{
-		{"http-podip", e2e.ImageServer, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeHTTP), podsandbox.WithReach(podsandbox.ReachPodIP)}},
-		{"api-exec", e2e.ImageBusybox, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI)}},
-		{"api-agent", e2e.ImageBusybox, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI)}},
-	} {
+	for _, tc := range podDrillCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if tc.name == "api-agent" {
-				tc.opts = append(tc.opts, podsandbox.WithAgent(testAgent)) // built by TestMain, after the table
-			}
 			sb := startSandbox(t, tc.image, append(tc.opts, podsandbox.WithResources(small))...)
 			ctx := ctxT(t, 3*time.Minute)
 			// /dev/zero has no newline: tail keeps all of it in memory, looking for the last line.

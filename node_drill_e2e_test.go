@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,16 +29,17 @@ func fault(t *testing.T, args ...string) {
 	t.Logf("hack/cluster/fault.sh %s:\n%s", strings.Join(args, " "), out)
 }
 
-// nodeDrillCase is one transport of a node drill, and the options of its calls.
-type nodeDrillCase struct {
+// drillCase is one transport of a drill, and the options of its calls.
+type drillCase struct {
 	name  string
 	image string
 	opts  []podsandbox.Option
 	exec  []podsandbox.ExecOption
 }
 
-func nodeDrillCases(exec ...podsandbox.ExecOption) []nodeDrillCase {
-	return []nodeDrillCase{
+// drillCases are the four transports of the drills (a func: testAgent is built by TestMain).
+func drillCases(exec ...podsandbox.ExecOption) []drillCase {
+	return []drillCase{
 		{"http-podip", e2e.ImageServer, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeHTTP), podsandbox.WithReach(podsandbox.ReachPodIP)}, exec},
 		{"http-proxy", e2e.ImageServer, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeHTTP), podsandbox.WithReach(podsandbox.ReachProxy)}, exec},
 		{"api-exec", e2e.ImageBusybox, []podsandbox.Option{podsandbox.WithMode(podsandbox.ModeAPI)}, exec},
@@ -75,7 +77,7 @@ func checkDrillResult(t *testing.T, sb *podsandbox.KubernetesPodSandbox, res dri
 // a paused kubelet delays results, it never cuts them or runs a command twice.
 func TestNodeDrillKubeletPaused(t *testing.T) {
 	e2e.RequireNodeAccess(t)
-	cases := nodeDrillCases()
+	cases := drillCases()
 	sbs := make([]*podsandbox.KubernetesPodSandbox, len(cases))
 	for i, tc := range cases {
 		sbs[i] = startSandbox(t, tc.image, tc.opts...)
@@ -107,12 +109,12 @@ func TestNodeDrillKubeletPaused(t *testing.T) {
 func TestNodeDrillAPIServerRestart(t *testing.T) {
 	e2e.RequireNodeAccess(t)
 	type run struct {
-		tc   nodeDrillCase
+		tc   drillCase
 		sb   *podsandbox.KubernetesPodSandbox
 		done <-chan drillResult
 	}
 	var runs []run
-	for _, tc := range append(nodeDrillCases(podsandbox.WithReattach()), nodeDrillCases()...) {
+	for _, tc := range append(drillCases(podsandbox.WithReattach()), drillCases()...) {
 		if len(tc.exec) == 0 {
 			tc.name += "/plain"
 		} else {
@@ -144,4 +146,10 @@ func TestNodeDrillAPIServerRestart(t *testing.T) {
 			}
 		})
 	}
+}
+
+// podDrillCases are the transports of the drills that end the pod: by pod IP, a pods/exec per
+// call and the agent (pods/proxy adds nothing when the pod itself goes).
+func podDrillCases() []drillCase {
+	return slices.DeleteFunc(drillCases(), func(c drillCase) bool { return c.name == "http-proxy" })
 }
