@@ -370,6 +370,7 @@ func (t *apiTransport) exec(ctx context.Context, command string, c ExecConfig) (
 		dir = t.s.cfg.workDir
 	}
 	capt := newCapture(c.OutputLimit, c.Stdout, c.Stderr)
+	defer capt.close()
 	stdout, stderr := capt.stream(1), capt.stream(2)
 	rctx := ctx
 	quiet := func() bool { return false }
@@ -837,6 +838,18 @@ type capture struct {
 	out     [3][]byte // 0 combined, 1 stdout, 2 stderr
 	dropped bool
 	writers [3]io.Writer
+
+	fwd    sync.Mutex // held while bytes go to a caller's writer; close takes it
+	closed bool       // under fwd: the call has returned, nothing more goes to the caller's writers
+}
+
+// close stops passing output on. A call closes its capture before it returns: a stream's
+// goroutines may outlive a cancelled stream (client-go's do), and their late writes must not reach
+// the caller's writers once Execute has returned.
+func (c *capture) close() {
+	c.fwd.Lock()
+	c.closed = true
+	c.fwd.Unlock()
 }
 
 func newCapture(limit int, stdout, stderr io.Writer) *capture {
@@ -862,10 +875,15 @@ func (s captureStream) Write(p []byte) (int, error) {
 	}
 	w := c.writers[s.id]
 	c.mu.Unlock()
-	if w != nil {
-		return w.Write(p)
+	if w == nil {
+		return len(p), nil
 	}
-	return len(p), nil
+	c.fwd.Lock()
+	defer c.fwd.Unlock()
+	if c.closed {
+		return len(p), nil
+	}
+	return w.Write(p)
 }
 
 func (c *capture) response(code int, timedOut bool) *ExecuteResponse {

@@ -55,6 +55,11 @@ func TestCapture(t *testing.T) {
 	if r.Output != "abcXY" || r.Stdout != "abcde" || r.Stderr != "XY" || !r.Truncated || r.ExitCode != 3 || streamed.String() != "abcdef" {
 		t.Errorf("%+v streamed %q", r, streamed.String())
 	}
+	// After close (the call has returned) nothing more reaches the caller's writer.
+	c.close()
+	if n, err := o.Write([]byte("late")); n != 4 || err != nil || streamed.String() != "abcdef" {
+		t.Errorf("a write after close: %d, %v; streamed %q", n, err, streamed.String())
+	}
 	c = newCapture(5, nil, nil)
 	c.stream(1).Write([]byte("12345"))
 	if r := c.response(0, false); r.Truncated || r.Output != "12345" {

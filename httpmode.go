@@ -326,6 +326,7 @@ func (t *httpTransport) exec(ctx context.Context, command string, c ExecConfig) 
 	}
 	defer resp.Body.Close()
 	capt := newCapture(c.OutputLimit, c.Stdout, c.Stderr)
+	defer capt.close()
 	out, errw := capt.stream(1), capt.stream(2)
 	next := ndjsonFrames(resp.Body)
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), wire.StreamBinary) {
