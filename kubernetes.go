@@ -699,6 +699,11 @@ const goneSettle = time.Second
 // watch cannot explain yet waits up to goneSettle for it to; errors that are answers (a path, an
 // argument, the caller's context, a stopped sandbox) return at once.
 func (s *KubernetesPodSandbox) wrapErr(ctx context.Context, err error) error {
+	return s.wrapErrWithin(ctx, err, goneSettle)
+}
+
+// wrapErrWithin is wrapErr waiting up to settle (0: what the watch knows now).
+func (s *KubernetesPodSandbox) wrapErrWithin(ctx context.Context, err error, settle time.Duration) error {
 	if err == nil || errors.Is(err, ErrSandboxGone) {
 		return err
 	}
@@ -715,25 +720,16 @@ func (s *KubernetesPodSandbox) wrapErr(ctx context.Context, err error) error {
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
 		return err
 	}
-	if s.goneWithin(ctx, goneSettle) {
+	if s.goneWithin(ctx, settle) {
 		return fmt.Errorf("%w: pod %s: %w", ErrSandboxGone, s.podName, err)
 	}
 	return err
 }
 
-// wrapErrNow is wrapErr without the wait: what the watch knows now.
-func (s *KubernetesPodSandbox) wrapErrNow(err error) error {
-	var pe *PathError
-	if err == nil || errors.Is(err, ErrSandboxGone) || errors.As(err, &pe) || !s.gone() {
-		return err
-	}
-	return fmt.Errorf("%w: pod %s: %w", ErrSandboxGone, s.podName, err)
-}
-
 // goneWithin reports whether the watch shows the pod gone now or within d.
 func (s *KubernetesPodSandbox) goneWithin(ctx context.Context, d time.Duration) bool {
-	if s.gone() {
-		return true
+	if gone := s.gone(); gone || d <= 0 {
+		return gone
 	}
 	sub, err := s.kc.subscribe(s.cfg.namespace, s.podName)
 	if err != nil {
@@ -857,10 +853,11 @@ func (s *KubernetesPodSandbox) Execute(ctx context.Context, command string, opts
 	}
 	resp, err = tr.exec(ctx, command, c)
 	s.Touch()
+	settle := goneSettle
 	if c.quick {
-		return resp, s.wrapErrNow(err)
+		settle = 0
 	}
-	return resp, s.wrapErr(ctx, err)
+	return resp, s.wrapErrWithin(ctx, err, settle)
 }
 
 // Read returns lines [offset, offset+limit) of the file numbered "%6d\t", with

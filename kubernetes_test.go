@@ -73,10 +73,30 @@ func healthServer(t *testing.T) (port int, tokens chan string) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{"exists":true}`))
 	}))
+	return serverPort(t, srv), tokens
+}
+
+// serverPort is the loopback port of srv, which the test closes when it ends.
+func serverPort(t *testing.T, srv *httptest.Server) int {
 	t.Cleanup(srv.Close)
 	_, p, _ := net.SplitHostPort(srv.Listener.Addr().String())
-	port, _ = strconv.Atoi(p)
-	return port, tokens
+	port, _ := strconv.Atoi(p)
+	return port
+}
+
+// startFakeHTTP starts an HTTP-mode sandbox (by pod IP) on the fake clientset cs whose in-pod
+// server is the loopback one on port; the test stops it when it ends.
+func startFakeHTTP(ctx context.Context, t *testing.T, cs kubernetes.Interface, port int, id string) *KubernetesPodSandbox {
+	t.Helper()
+	sb, err := fakeSandbox(t, cs, "img", WithPort(port), WithReach(ReachPodIP), WithSandboxID(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.Start(ctx); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() { _ = sb.Stop(context.Background()) })
+	return sb
 }
 
 func deletes(cs *fake.Clientset, resource string) []k8stesting.DeleteAction {
@@ -259,16 +279,9 @@ func TestGoneWhenTheContainerEnded(t *testing.T) {
 	cs := fakeClient()
 	kubelet(cs, corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}, corev1.PodRunning)
 	port, _ := healthServer(t)
-	sb, err := fakeSandbox(t, cs, "img", WithPort(port), WithReach(ReachPodIP), WithSandboxID("fake-ended"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := sb.Start(ctx); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	defer sb.Stop(context.Background())
+	sb := startFakeHTTP(ctx, t, cs, port, "fake-ended")
 	refused := errors.New("dial tcp: connection refused")
 	if err := sb.wrapErr(ctx, refused); errors.Is(err, ErrSandboxGone) {
 		t.Fatalf("running pod: %v", err)
@@ -335,19 +348,9 @@ func TestExecEndsWhenThePodGoes(t *testing.T) {
 				case <-r.Context().Done():
 				}
 			}))
-			t.Cleanup(srv.Close)
-			_, p, _ := net.SplitHostPort(srv.Listener.Addr().String())
-			port, _ := strconv.Atoi(p)
-			sb, err := fakeSandbox(t, cs, "img", WithPort(port), WithReach(ReachPodIP), WithSandboxID("fake-goes"))
-			if err != nil {
-				t.Fatal(err)
-			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			if err := sb.Start(ctx); err != nil {
-				t.Fatalf("Start: %v", err)
-			}
-			defer sb.Stop(context.Background())
+			sb := startFakeHTTP(ctx, t, cs, serverPort(t, srv), "fake-goes")
 			done := make(chan error, 1)
 			go func() { done <- tc.call(ctx, sb) }()
 			<-started
