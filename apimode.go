@@ -371,6 +371,9 @@ func (t *apiTransport) exec(ctx context.Context, command string, c ExecConfig) (
 	}
 	capt := newCapture(c.OutputLimit, c.Stdout, c.Stderr)
 	defer capt.close()
+	if c.Stdout == nil && c.Stderr == nil && c.OutputFileLimit > 0 {
+		capt.keepFile(c.OutputFileLimit)
+	}
 	stdout, stderr := capt.stream(1), capt.stream(2)
 	rctx := ctx
 	quiet := func() bool { return false }
@@ -390,6 +393,7 @@ func (t *apiTransport) exec(ctx context.Context, command string, c ExecConfig) (
 	if quiet() {
 		r := capt.response(TimeoutExitCode, true)
 		r.NoOutputTimedOut = true
+		t.keepOutputFile(ctx, capt, r)
 		return r, nil
 	}
 	if err != nil {
@@ -398,7 +402,24 @@ func (t *apiTransport) exec(ctx context.Context, command string, c ExecConfig) (
 	if res.noTimeout {
 		return nil, fmt.Errorf("%w: %s has no timeout command (API mode needs /bin/sh and timeout; busybox or coreutils provide it)", ErrUnsupportedImage, t.s.cfg.image)
 	}
-	return capt.response(res.exitCode, res.timedOut), nil
+	r := capt.response(res.exitCode, res.timedOut)
+	t.keepOutputFile(ctx, capt, r)
+	return r, nil
+}
+
+// keepOutputFile writes the output a cut call kept (capture.keepFile) to an output file in the
+// pod and names it in r. A failure leaves r without a file: the result itself is complete.
+func (t *apiTransport) keepOutputFile(ctx context.Context, capt *capture, r *ExecuteResponse) {
+	data := capt.fileData()
+	if data == nil {
+		return
+	}
+	p, err := t.writeOutputFile(ctx, data)
+	if err != nil {
+		t.s.log.Warn("could not keep the full output of a cut command", "err", err)
+		return
+	}
+	r.OutputFile = p
 }
 
 // errNoOutput is the cause of a call that WithNoOutputTimeout ended.
@@ -828,73 +849,4 @@ func (m *markerWriter) seen() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.done
-}
-
-// capture keeps a command's output for the response: combined in arrival order plus each stream,
-// each capped, and passes every byte on to the caller's streaming writers.
-type capture struct {
-	mu      sync.Mutex
-	limit   int
-	out     [3][]byte // 0 combined, 1 stdout, 2 stderr
-	dropped bool
-	writers [3]io.Writer
-
-	fwd    sync.Mutex // held while bytes go to a caller's writer; close takes it
-	closed bool       // under fwd: the call has returned, nothing more goes to the caller's writers
-}
-
-// close stops passing output on. A call closes its capture before it returns: a stream's
-// goroutines may outlive a cancelled stream (client-go's do), and their late writes must not reach
-// the caller's writers once Execute has returned.
-func (c *capture) close() {
-	c.fwd.Lock()
-	c.closed = true
-	c.fwd.Unlock()
-}
-
-func newCapture(limit int, stdout, stderr io.Writer) *capture {
-	return &capture{limit: limit, writers: [3]io.Writer{nil, stdout, stderr}}
-}
-
-type captureStream struct {
-	c  *capture
-	id int
-}
-
-func (c *capture) stream(id int) io.Writer { return captureStream{c, id} }
-
-func (s captureStream) Write(p []byte) (int, error) {
-	c := s.c
-	c.mu.Lock()
-	for _, i := range []int{0, s.id} {
-		room := c.limit - len(c.out[i])
-		if room < len(p) {
-			c.dropped = true
-		}
-		c.out[i] = append(c.out[i], p[:min(max(room, 0), len(p))]...)
-	}
-	w := c.writers[s.id]
-	c.mu.Unlock()
-	if w == nil {
-		return len(p), nil
-	}
-	c.fwd.Lock()
-	defer c.fwd.Unlock()
-	if c.closed {
-		return len(p), nil
-	}
-	return w.Write(p)
-}
-
-func (c *capture) response(code int, timedOut bool) *ExecuteResponse {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return &ExecuteResponse{
-		Output:    string(c.out[0]),
-		Stdout:    string(c.out[1]),
-		Stderr:    string(c.out[2]),
-		ExitCode:  code,
-		Truncated: c.dropped,
-		TimedOut:  timedOut,
-	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -52,7 +53,10 @@ func TestCapture(t *testing.T) {
 	e.Write([]byte("XY"))
 	o.Write([]byte("def"))
 	r := c.response(3, false)
-	if r.Output != "abcXY" || r.Stdout != "abcde" || r.Stderr != "XY" || !r.Truncated || r.ExitCode != 3 || streamed.String() != "abcdef" {
+	cut := func(head string, n int, tail string) string { return head + fmt.Sprintf(OmittedMarker, n) + tail }
+	if r.Output != cut("ab", 3, "def") || r.Stdout != cut("ab", 1, "def") || r.Stderr != "XY" || !r.Truncated ||
+		!r.StdoutTruncated || r.StderrTruncated || r.StdoutBytes != 6 || r.StderrBytes != 2 || r.ExitCode != 3 ||
+		streamed.String() != "abcdef" || c.fileData() != nil {
 		t.Errorf("%+v streamed %q", r, streamed.String())
 	}
 	// After close (the call has returned) nothing more reaches the caller's writer.
@@ -64,6 +68,18 @@ func TestCapture(t *testing.T) {
 	c.stream(1).Write([]byte("12345"))
 	if r := c.response(0, false); r.Truncated || r.Output != "12345" {
 		t.Errorf("exactly at the limit: %+v", r)
+	}
+	// A caller that does not stream gets the whole output kept for a file, once it is cut.
+	c = newCapture(4, nil, nil)
+	c.keepFile(7)
+	c.stream(1).Write([]byte("ab"))
+	c.stream(2).Write([]byte("cd"))
+	if c.fileData() != nil {
+		t.Errorf("kept %q before anything was cut", c.fileData())
+	}
+	c.stream(1).Write([]byte("efghij"))
+	if got := string(c.fileData()); got != "abcdefg" {
+		t.Errorf("kept %q, want the first 7 bytes", got)
 	}
 }
 

@@ -127,23 +127,55 @@ var conformance = []struct {
 			t.Errorf("got %+v", r)
 		}
 	}},
-	{"output cap sets Truncated and streams everything", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, _ string) {
-		r := mustExec(t, sb, "head -c 150000 /dev/zero | tr '\\0' x")
-		if len(r.Output) != podsandbox.DefaultOutputLimit || !r.Truncated || r.ExitCode != 0 {
-			t.Errorf("len %d truncated %v exit %d", len(r.Output), r.Truncated, r.ExitCode)
+	{"output cap keeps head and tail, counts every byte, keeps the full output in a file", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, _ string) {
+		ctx := t.Context()
+		var seq strings.Builder // what seq 1 30000 prints: 168 894 bytes
+		for i := 1; i <= 30000; i++ {
+			fmt.Fprintf(&seq, "%d\n", i)
 		}
+		full := seq.String()
+		omitted := fmt.Sprintf(podsandbox.OmittedMarker, len(full)-podsandbox.DefaultOutputLimit)
+		want := full[:podsandbox.DefaultOutputLimit/2] + omitted + full[len(full)-podsandbox.DefaultOutputLimit/2:]
+		r := mustExec(t, sb, "seq 1 30000")
+		if r.Output != want || r.Stdout != want || r.Stderr != "" || !r.Truncated || !r.StdoutTruncated || r.StderrTruncated ||
+			r.StdoutBytes != int64(len(full)) || r.StderrBytes != 0 || r.ExitCode != 0 {
+			t.Errorf("len %d (want %d) truncated %v/%v/%v bytes %d/%d exit %d", len(r.Output), len(want), r.Truncated,
+				r.StdoutTruncated, r.StderrTruncated, r.StdoutBytes, r.StderrBytes, r.ExitCode)
+		}
+		// The full output is in the sandbox, for Read and GrepRaw.
+		if !strings.HasPrefix(r.OutputFile, podsandbox.OutputDir+"/") {
+			t.Fatalf("output file %q, want one under %s", r.OutputFile, podsandbox.OutputDir)
+		}
+		if data, err := sb.ReadBytes(ctx, r.OutputFile); err != nil || string(data) != full {
+			t.Errorf("output file: %d bytes (%v), want the %d of the output", len(data), err, len(full))
+		}
+		if m, err := sb.GrepRaw(ctx, "^12345$", podsandbox.GrepOptions{Path: r.OutputFile}); err != nil || len(m) != 1 || m[0].LineNumber != 12345 {
+			t.Errorf("grep in the output file: %+v, %v", m, err)
+		}
+		// WithOutputFileLimit bounds the file; below zero there is none.
+		if r := mustExec(t, sb, "seq 1 30000", podsandbox.WithOutputFileLimit(1000)); r.OutputFile == "" {
+			t.Errorf("no output file with a limit of 1000")
+		} else if data, err := sb.ReadBytes(ctx, r.OutputFile); err != nil || string(data) != full[:1000] {
+			t.Errorf("output file with a limit of 1000: %d bytes (%v)", len(data), err)
+		}
+		if r := mustExec(t, sb, "seq 1 30000", podsandbox.WithOutputFileLimit(-1)); !r.Truncated || r.OutputFile != "" {
+			t.Errorf("WithOutputFileLimit(-1): truncated %v file %q", r.Truncated, r.OutputFile)
+		}
+		// A caller that streams gets every byte, and no file.
 		var all bytes.Buffer
 		r = mustExec(t, sb, "head -c 300000 /dev/zero | tr '\\0' y", podsandbox.WithOutputLimit(10), podsandbox.WithStdout(&all))
-		if r.Output != "yyyyyyyyyy" || !r.Truncated || all.Len() != 300000 {
-			t.Errorf("output %q truncated %v streamed %d", r.Output, r.Truncated, all.Len())
+		if want := "yyyyy" + fmt.Sprintf(podsandbox.OmittedMarker, 299990) + "yyyyy"; r.Output != want || !r.Truncated ||
+			all.Len() != 300000 || r.StdoutBytes != 300000 || r.OutputFile != "" {
+			t.Errorf("output %q truncated %v streamed %d counted %d file %q", r.Output, r.Truncated, all.Len(), r.StdoutBytes, r.OutputFile)
 		}
 		var errs bytes.Buffer
 		r = mustExec(t, sb, "head -c 200000 /dev/zero | tr '\\0' e >&2; echo out", podsandbox.WithOutputLimit(10), podsandbox.WithStderr(&errs))
-		if !r.Truncated || errs.Len() != 200000 || strings.Trim(errs.String(), "e") != "" {
-			t.Errorf("stderr: truncated %v streamed %d", r.Truncated, errs.Len())
+		if !r.Truncated || !r.StderrTruncated || r.StdoutTruncated || r.Stdout != "out\n" || r.StderrBytes != 200000 ||
+			errs.Len() != 200000 || strings.Trim(errs.String(), "e") != "" {
+			t.Errorf("stderr: truncated %v/%v/%v stdout %q counted %d streamed %d", r.Truncated, r.StdoutTruncated, r.StderrTruncated, r.Stdout, r.StderrBytes, errs.Len())
 		}
-		if r := mustExec(t, sb, "head -c 100000 /dev/zero | tr '\\0' z"); r.Truncated || len(r.Output) != 100000 {
-			t.Errorf("exactly at the limit: truncated %v len %d", r.Truncated, len(r.Output))
+		if r := mustExec(t, sb, "head -c 100000 /dev/zero | tr '\\0' z"); r.Truncated || len(r.Output) != 100000 || r.OutputFile != "" {
+			t.Errorf("exactly at the limit: truncated %v len %d file %q", r.Truncated, len(r.Output), r.OutputFile)
 		}
 	}},
 	{"timeout kills the process group and keeps partial output", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, dir string) {

@@ -299,10 +299,11 @@ func (t *httpTransport) exec(ctx context.Context, command string, c ExecConfig) 
 		Env: c.Env, Dir: c.Dir, Stdin: c.Stdin != nil,
 		RequestID: c.durable.id, StoreLimit: c.durable.storeLimit, Keep: c.durable.keep,
 	}
-	if c.Stdout == nil && c.Stderr == nil {
-		// Only the capped result is kept: the server sends no more than that (servers that
-		// predate the field send everything, and the capture below caps it the same way).
-		req.OutputLimit = c.OutputLimit
+	if c.Stdout == nil && c.Stderr == nil && c.OutputLimit <= wire.MaxResultLimit {
+		// Only the capped result is kept: the server sends that alone, and keeps the output file
+		// (servers that predate the field send everything, and the capture below caps it the
+		// same way).
+		req.ResultLimit, req.FileLimit = c.OutputLimit, c.OutputFileLimit
 	}
 	spec, err := json.Marshal(req)
 	if err != nil {
@@ -361,6 +362,9 @@ func (t *httpTransport) exec(ctx context.Context, command string, c ExecConfig) 
 					ErrSandboxGone, t.s.podName, f.ExitCode)
 			}
 			r := capt.response(f.ExitCode, f.TimedOut)
+			if f.Result != nil {
+				r = resultResponse(f.Result, f.ExitCode, f.TimedOut)
+			}
 			r.NoOutputTimedOut = f.NoOutput
 			return r, nil
 		}

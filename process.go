@@ -738,18 +738,15 @@ func (s *KubernetesPodSandbox) executeReattach(ctx context.Context, command stri
 		}
 	}
 
-	out := cappedBuffer{limit: c.OutputLimit}
-	errb := cappedBuffer{limit: c.OutputLimit}
-	both := cappedBuffer{limit: c.OutputLimit}
+	capt := newCapture(c.OutputLimit, nil, nil)
 	collect := func(o ProcessOutput) error {
 		for _, w := range []struct {
-			stream *cappedBuffer
+			stream int
 			user   io.Writer
 			data   []byte
-		}{{&out, c.Stdout, o.Stdout}, {&errb, c.Stderr, o.Stderr}} {
+		}{{1, c.Stdout, o.Stdout}, {2, c.Stderr, o.Stderr}} {
 			if len(w.data) > 0 {
-				w.stream.Write(w.data)
-				both.Write(w.data)
+				_, _ = capt.stream(w.stream).Write(w.data)
 				if w.user != nil {
 					if _, err := w.user.Write(w.data); err != nil {
 						return err
@@ -790,7 +787,7 @@ func (s *KubernetesPodSandbox) executeReattach(ctx context.Context, command stri
 		case errors.Is(err, errProcIDTaken):
 			// An earlier call with this request id: read its result from the start.
 			at = Cursor{}
-			out, errb, both = cappedBuffer{limit: c.OutputLimit}, cappedBuffer{limit: c.OutputLimit}, cappedBuffer{limit: c.OutputLimit}
+			capt = newCapture(c.OutputLimit, nil, nil)
 		case errors.Is(err, ErrConnectionLost):
 			// The stream had begun, so the server had made the record: re-attach from where the
 			// output stopped.
@@ -837,11 +834,14 @@ func (s *KubernetesPodSandbox) executeReattach(ctx context.Context, command stri
 			if st.State == ProcessLost {
 				return nil, fmt.Errorf("%w: the supervisor of %s died without recording the command's exit code (the command had started)", ErrOutputIncomplete, id)
 			}
-			res := &ExecuteResponse{Stdout: out.String(), Stderr: errb.String(), Output: both.String(), ExitCode: st.ExitCode,
-				Truncated: out.truncated || errb.truncated || both.truncated || st.StdoutTruncated || st.StderrTruncated}
-			if timedOut || st.TimedOut {
-				res.ExitCode, res.TimedOut = TimeoutExitCode, true
+			res := capt.response(st.ExitCode, timedOut || st.TimedOut)
+			if res.TimedOut {
+				res.ExitCode = TimeoutExitCode
 			}
+			// The pod dropped output past its store limit: the tail shown is the stored one's.
+			res.StdoutTruncated = res.StdoutTruncated || st.StdoutTruncated
+			res.StderrTruncated = res.StderrTruncated || st.StderrTruncated
+			res.Truncated = res.Truncated || st.StdoutTruncated || st.StderrTruncated
 			if own {
 				end()
 			}
@@ -902,20 +902,3 @@ func reattachRetry(ctx context.Context, err error, failing *time.Time) error {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
-
-// cappedBuffer keeps the first limit bytes written to it and notes whether more came.
-type cappedBuffer struct {
-	b         bytes.Buffer
-	limit     int
-	truncated bool
-}
-
-func (c *cappedBuffer) Write(p []byte) {
-	if room := c.limit - c.b.Len(); room < len(p) {
-		c.truncated = true
-		p = p[:max(room, 0)]
-	}
-	c.b.Write(p)
-}
-
-func (c *cappedBuffer) String() string { return c.b.String() }

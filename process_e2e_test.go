@@ -209,7 +209,7 @@ var processCases = []struct {
 			t.Errorf("WithReattach: %+v, %v", r, err)
 		}
 		r, err = sb.Execute(ctx, tag+"head -c 100 /dev/zero | tr '\\0' a", podsandbox.WithReattach(), podsandbox.WithOutputLimit(10))
-		if err != nil || r.Stdout != "aaaaaaaaaa" || !r.Truncated {
+		if want := "aaaaa" + fmt.Sprintf(podsandbox.OmittedMarker, 90) + "aaaaa"; err != nil || r.Stdout != want || !r.Truncated || r.StdoutBytes != 100 {
 			t.Errorf("WithReattach, output limit 10: %+v, %v", r, err)
 		}
 		start := time.Now()

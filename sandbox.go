@@ -101,14 +101,28 @@ const (
 
 // ExecuteResponse is the result of a command.
 type ExecuteResponse struct {
-	// Output is stdout and stderr interleaved in the order they arrived, capped at the output limit.
+	// Output is stdout and stderr interleaved in the order they arrived. Output over the output
+	// limit is cut in the middle: the first half of the limit and the last half are kept, with
+	// OmittedMarker (the number of bytes left out) between them.
 	Output string
-	// Stdout and Stderr are the two streams apart, each capped at the output limit.
+	// Stdout and Stderr are the two streams apart, each cut the same way.
 	Stdout, Stderr string
 	// ExitCode is the command's exit status: 0-255, TimeoutExitCode when TimedOut, 128+n for signal n.
 	ExitCode int
-	// Truncated is true when any output was dropped because of the output limit.
+	// Truncated is true when any output was left out because of the output limit (of Output,
+	// and so of Stdout, Stderr or both).
 	Truncated bool
+	// StdoutTruncated and StderrTruncated tell which of Stdout and Stderr were cut.
+	StdoutTruncated, StderrTruncated bool
+	// StdoutBytes and StderrBytes count every byte the command wrote to each stream.
+	StdoutBytes, StderrBytes int64
+	// OutputFile is set when output was cut and the caller did not stream it (no WithStdout or
+	// WithStderr): the path in the sandbox of a file with the whole output, stdout and stderr
+	// interleaved, up to the output file limit (see WithOutputFileLimit), for Read, GrepRaw or a
+	// command. The sandbox keeps the newest few such files under OutputDir. Empty when no file
+	// was kept (nothing cut, a streaming caller, WithReattach or WithRequestID, or the file could
+	// not be written).
+	OutputFile string
 	// TimedOut is true when the command was killed (with its whole process group) by its timeout
 	// or by its no-output timeout.
 	TimedOut bool
@@ -172,6 +186,9 @@ type ExecConfig struct {
 	Dir         string
 	// NoOutputTimeout > 0 kills the command when it writes nothing for that long.
 	NoOutputTimeout time.Duration
+	// OutputFileLimit > 0 keeps a cut call's whole output, up to that many bytes, in a file in
+	// the sandbox (see ExecuteResponse.OutputFile).
+	OutputFileLimit int64
 	// RequestID, when set, runs the command as the background process of that id (see
 	// WithRequestID); Reattach does the same with a fresh id (WithReattach).
 	RequestID string
@@ -203,9 +220,15 @@ func WithNoOutputTimeout(d time.Duration) ExecOption {
 	return func(c *ExecConfig) { c.NoOutputTimeout = d }
 }
 
-// WithOutputLimit sets how many bytes of output the response keeps (default DefaultOutputLimit).
+// WithOutputLimit sets how many bytes of output the response keeps of each stream and of their
+// interleaving (default DefaultOutputLimit): the first and the last half of it when there is more.
 // Streaming writers still receive everything.
 func WithOutputLimit(n int) ExecOption { return func(c *ExecConfig) { c.OutputLimit = n } }
+
+// WithOutputFileLimit sets how many bytes of a cut call's whole output the sandbox keeps in the
+// file named by ExecuteResponse.OutputFile (default DefaultOutputFileLimit). Below zero: keep no
+// file.
+func WithOutputFileLimit(n int64) ExecOption { return func(c *ExecConfig) { c.OutputFileLimit = n } }
 
 // WithStdin feeds r to the command's standard input; EOF on r closes it.
 func WithStdin(r io.Reader) ExecOption { return func(c *ExecConfig) { c.Stdin = r } }
@@ -255,6 +278,12 @@ func ResolveExecOptions(opts ...ExecOption) ExecConfig {
 	}
 	if c.OutputLimit <= 0 {
 		c.OutputLimit = DefaultOutputLimit
+	}
+	switch {
+	case c.OutputFileLimit == 0:
+		c.OutputFileLimit = DefaultOutputFileLimit
+	case c.OutputFileLimit < 0:
+		c.OutputFileLimit = 0
 	}
 	return c
 }

@@ -521,6 +521,8 @@ func TestExecute(t *testing.T) {
 		{name: "execute/failed", setup: respond(podsandbox.ExecuteResponse{Output: "FAIL: TestX\n", ExitCode: 1}), tool: "execute", args: `{"command": "go test ./..."}`},
 		{name: "execute/failed_without_output", setup: respond(podsandbox.ExecuteResponse{ExitCode: 127}), tool: "execute", args: `{"command": "nosuchcmd"}`},
 		{name: "execute/truncated", setup: respond(podsandbox.ExecuteResponse{Output: "aaaa", Truncated: true}), tool: "execute", args: `{"command": "yes a"}`},
+		{name: "execute/truncated_with_output_file", setup: respond(podsandbox.ExecuteResponse{Output: "a\n" + fmt.Sprintf(podsandbox.OmittedMarker, 99996) + "z\n", Truncated: true,
+			StdoutTruncated: true, StdoutBytes: 100000, OutputFile: podsandbox.OutputDir + "/out-0001764600000000000000-0a1b2c3d.log"}), tool: "execute", args: `{"command": "seq 100000"}`},
 		{name: "execute/failed_and_truncated", setup: respond(podsandbox.ExecuteResponse{Output: "bbbb", Truncated: true, ExitCode: 2}), tool: "execute", args: `{"command": "build"}`},
 		{name: "execute/timed_out", setup: respond(podsandbox.ExecuteResponse{Output: "step 1\nstep 2\n", TimedOut: true, ExitCode: podsandbox.TimeoutExitCode}), tool: "execute", args: `{"command": "sleep 999", "timeout": 1}`},
 		{name: "execute/timed_out_without_output", setup: respond(podsandbox.ExecuteResponse{TimedOut: true, ExitCode: podsandbox.TimeoutExitCode}), tool: "execute", args: `{"command": "sleep 999"}`},

@@ -496,6 +496,10 @@ func (t *Toolset) execute(ctx context.Context, a args) (string, error) {
 	out := resp.Output
 	if resp.Truncated {
 		out += "\n\n... (output truncated)"
+		if resp.OutputFile != "" {
+			out += fmt.Sprintf("\nThe full output (%d bytes) is in %s: use %s or %s on it for the part you need.",
+				resp.StdoutBytes+resp.StderrBytes, resp.OutputFile, ToolReadFile, ToolGrep)
+		}
 	}
 	if resp.ExitCode != 0 {
 		return fmt.Sprintf("Command failed (exit code %d):\n%s", resp.ExitCode, out), nil

@@ -134,8 +134,9 @@ var (
 			"Quote paths that contain spaces. Chain dependent steps with `&&` in one command and run " +
 			"independent ones as separate calls. Raise `timeout` for a slow build or test suite, and send " +
 			"long output to a file you then read.",
-		returns: "The command's output, stdout and stderr together, ending with `... (output truncated)` " +
-			"when it was too long. A non-zero exit answers `Command failed (exit code N):` and the " +
+		returns: "The command's output, stdout and stderr together. Output that is too long keeps its " +
+			"beginning and its end, with `[... N bytes omitted ...]` between them, and ends with " +
+			"`... (output truncated)` and the path of a file that holds all of it. A non-zero exit answers `Command failed (exit code N):` and the " +
 			"output; a command stopped by its timeout answers `Error: Command timed out` and what it " +
 			"printed.",
 	}

@@ -77,8 +77,9 @@ func (b *bench) rowAPICalls(ctx context.Context, blk *Block, p *sharedPods) erro
 		}},
 		{"10 MiB of stdout, default cap", func(ctx context.Context, sb *podsandbox.KubernetesPodSandbox, _ string, _ int) error {
 			r, err := sb.Execute(ctx, "head -c 10485760 /dev/zero; echo tail >&2; exit 3")
-			if err == nil && (!r.Truncated || len(r.Stdout) != podsandbox.DefaultOutputLimit || r.ExitCode != 3) {
-				err = fmt.Errorf("truncated %v, %d bytes of stdout, exit %d", r.Truncated, len(r.Stdout), r.ExitCode)
+			want := podsandbox.DefaultOutputLimit + len(fmt.Sprintf(podsandbox.OmittedMarker, 10485760-podsandbox.DefaultOutputLimit))
+			if err == nil && (!r.Truncated || len(r.Stdout) != want || r.StdoutBytes != 10485760 || r.ExitCode != 3 || r.OutputFile == "") {
+				err = fmt.Errorf("truncated %v, %d bytes of stdout (%d counted), exit %d, output file %q", r.Truncated, len(r.Stdout), r.StdoutBytes, r.ExitCode, r.OutputFile)
 			}
 			return err
 		}},

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/podsandbox/podsandbox/internal/fileops"
+	"github.com/podsandbox/podsandbox/internal/outcap"
 	"github.com/podsandbox/podsandbox/internal/wire"
 )
 
@@ -506,16 +507,32 @@ func (s *Server) handleExecStream(w http.ResponseWriter, r *http.Request) *apiEr
 		spec.stopStdin = func() { _ = rc.SetReadDeadline(time.Now()) }
 	}
 
-	// With an output limit, each stream sends at most limit+1 bytes: enough for the client to
-	// keep the first limit bytes of each stream and of their interleaving, and to know what it
-	// lost. The rest is read and dropped here, so the command runs to its real exit code.
+	// With Result, the output is kept here (head and tail, and the output file) and the result
+	// goes in the exit frame. Else, with an output limit, each stream sends at most limit+1 bytes:
+	// enough for the client to keep the first limit bytes of each stream and of their
+	// interleaving, and to know what it lost. The rest is read and dropped here, so the command
+	// runs to its real exit code.
 	var (
-		mu   sync.Mutex // the two streams' pumps call back concurrently
-		sent = map[string]int{}
+		mu      sync.Mutex // the two streams' pumps call back concurrently
+		sent    = map[string]int{}
+		capture *outcap.Capture
+		file    = &outputFile{root: s.outputRoot}
 	)
+	if req.ResultLimit > 0 {
+		capture = outcap.New(min(req.ResultLimit, wire.MaxResultLimit))
+		if req.FileLimit > 0 {
+			capture.Spill(req.FileLimit, file.open)
+		}
+	}
 	res, e := s.run(runCtx, spec, func(stream string, p []byte) {
 		if rec != nil {
 			rec.write(map[string]string{wire.FrameStdout: "out", wire.FrameStderr: "err"}[stream], p)
+		}
+		if capture != nil {
+			mu.Lock()
+			capture.Add(map[string]int{wire.FrameStdout: outcap.Stdout, wire.FrameStderr: outcap.Stderr}[stream], p)
+			mu.Unlock()
+			return
 		}
 		if req.OutputLimit > 0 {
 			mu.Lock()
@@ -535,6 +552,9 @@ func (s *Server) handleExecStream(w http.ResponseWriter, r *http.Request) *apiEr
 		if rec != nil {
 			rec.finish(startErrorExitCode, false, false)
 		}
+		if capture != nil {
+			file.close(capture.Result())
+		}
 		fw.write(wire.Frame{Type: wire.FrameExit, ExitCode: startErrorExitCode, Error: e.body.Error})
 	} else {
 		// A command killed by Shutdown did not end on its own: say so, or the client would take
@@ -543,7 +563,12 @@ func (s *Server) handleExecStream(w http.ResponseWriter, r *http.Request) *apiEr
 		if rec != nil {
 			rec.finish(res.exitCode, res.timedOut, stopped)
 		}
-		fw.write(wire.Frame{Type: wire.FrameExit, ExitCode: res.exitCode, TimedOut: res.timedOut, NoOutput: res.noOutput, Stopped: stopped})
+		exit := wire.Frame{Type: wire.FrameExit, ExitCode: res.exitCode, TimedOut: res.timedOut, NoOutput: res.noOutput, Stopped: stopped}
+		if capture != nil {
+			r := capture.Result()
+			exit.Result = wireResult(r, file.close(r))
+		}
+		fw.write(exit)
 	}
 	return nil
 }

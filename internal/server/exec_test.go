@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/podsandbox/podsandbox/internal/outcap"
 	"github.com/podsandbox/podsandbox/internal/wire"
 )
 
@@ -677,5 +679,73 @@ func TestExecNoOutputTimeout(t *testing.T) {
 				t.Errorf("took %s", d)
 			}
 		})
+	}
+}
+
+// TestExecStreamResult: with result_limit the server sends no output, only the exit frame with the
+// head and tail of each stream and the byte counts; output over the limit is kept whole in a new
+// file under the output root (up to file_limit bytes), and only the newest files are kept.
+func TestExecStreamResult(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "out")
+	e := newTenv(t, func(c *Config) { c.OutputRoot = root })
+	result := func(req wire.ExecRequest) *wire.ExecResult {
+		t.Helper()
+		frames := binaryStreamFrames(t, e, line(req))
+		if len(frames) != 1 || frames[0].Type != wire.FrameExit || frames[0].Result == nil {
+			t.Fatalf("%q: want the exit frame alone, with a result: %+v", req.Command, frames)
+		}
+		return frames[0].Result
+	}
+	marker := func(n int) string { return fmt.Sprintf(outcap.Marker, n) }
+
+	tests := []struct {
+		name, cmd        string
+		fileLimit        int64
+		output, out, err string
+		outBytes         int64
+		file             string // "" no file
+	}{
+		{name: "under the limit", cmd: "printf abc; printf E >&2", fileLimit: 100, output: "abcE", out: "abc", err: "E", outBytes: 3},
+		{name: "cut, with a file", cmd: "printf 0123456789; printf xy", fileLimit: 100,
+			output: "01234" + marker(2) + "789xy", out: "01234" + marker(2) + "789xy", outBytes: 12, file: "0123456789xy"},
+		{name: "the file keeps its limit", cmd: "printf 0123456789abcdef", fileLimit: 12,
+			output: "01234" + marker(6) + "bcdef", out: "01234" + marker(6) + "bcdef", outBytes: 16, file: "0123456789ab"},
+		{name: "cut, no file asked", cmd: "printf 0123456789abcdef",
+			output: "01234" + marker(6) + "bcdef", out: "01234" + marker(6) + "bcdef", outBytes: 16},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := result(wire.ExecRequest{Command: tt.cmd, ResultLimit: 10, FileLimit: tt.fileLimit})
+			// The two streams are read apart: their order in Output is the reads'.
+			if string(r.Output) != tt.output && string(r.Output) != tt.err+tt.out || string(r.Stdout) != tt.out || string(r.Stderr) != tt.err || r.StdoutBytes != tt.outBytes {
+				t.Errorf("output %q stdout %q stderr %q (%d bytes), want %q %q %q (%d)", r.Output, r.Stdout, r.Stderr, r.StdoutBytes, tt.output, tt.out, tt.err, tt.outBytes)
+			}
+			if r.Truncated != (tt.file != "" || tt.fileLimit == 0) {
+				t.Errorf("truncated %v", r.Truncated)
+			}
+			if tt.file == "" {
+				if r.OutputFile != "" {
+					t.Errorf("output file %q, want none", r.OutputFile)
+				}
+				return
+			}
+			if filepath.Dir(r.OutputFile) != root {
+				t.Fatalf("output file %q is not under %s", r.OutputFile, root)
+			}
+			data, err := os.ReadFile(r.OutputFile)
+			if err != nil || string(data) != tt.file {
+				t.Errorf("output file holds %q (%v), want %q", data, err, tt.file)
+			}
+		})
+	}
+
+	// Many cut calls: only the newest files stay.
+	var last string
+	for range wire.OutputFilesKept + 3 {
+		last = result(wire.ExecRequest{Command: "seq 100", ResultLimit: 10, FileLimit: 1000}).OutputFile
+	}
+	ents, err := os.ReadDir(root)
+	if err != nil || len(ents) != wire.OutputFilesKept || ents[len(ents)-1].Name() != filepath.Base(last) {
+		t.Errorf("%d files kept (%v), want the newest %d", len(ents), err, wire.OutputFilesKept)
 	}
 }

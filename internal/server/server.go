@@ -58,6 +58,8 @@ type Config struct {
 	Logger *slog.Logger
 	// ProcRoot is where durable execs keep their records. Default wire.ProcessRoot.
 	ProcRoot string
+	// OutputRoot is where the full output of cut commands is kept. Default wire.OutputRoot.
+	OutputRoot string
 }
 
 // Server is the http.Handler. Create it with New.
@@ -69,6 +71,7 @@ type Server struct {
 	baseEnv      []string
 	log          *slog.Logger
 	procRoot     string
+	outputRoot   string
 	routes       map[string]route
 
 	mu      sync.Mutex
@@ -118,6 +121,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ProcRoot == "" {
 		cfg.ProcRoot = wire.ProcessRoot
 	}
+	if cfg.OutputRoot == "" {
+		cfg.OutputRoot = wire.OutputRoot
+	}
 	s := &Server{
 		workDir:      filepath.Clean(wd),
 		maxFileBytes: cfg.MaxFileBytes,
@@ -126,6 +132,7 @@ func New(cfg Config) (*Server, error) {
 		baseEnv:      cfg.Env,
 		log:          cfg.Logger,
 		procRoot:     cfg.ProcRoot,
+		outputRoot:   cfg.OutputRoot,
 		token:        sha256.Sum256([]byte(cfg.Token)),
 		env:          map[string]string{},
 		running:      map[int]struct{}{},

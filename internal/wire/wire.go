@@ -10,7 +10,12 @@
 // Errors are a non-2xx status with an Error body.
 package wire
 
-import "time"
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"time"
+)
 
 // TokenHeader carries the exec token on every authenticated request.
 const TokenHeader = "X-Sandbox-Token"
@@ -64,6 +69,49 @@ type ExecRequest struct {
 	RequestID  string `json:"request_id,omitempty"`
 	StoreLimit int    `json:"store_limit,omitempty"`
 	Keep       bool   `json:"keep,omitempty"`
+	// ResultLimit > 0 (/exec/stream) asks for the capped result instead of the output: no data
+	// frames are sent, and the exit frame's Result holds the head and tail of each stream and of
+	// their interleaving within ResultLimit bytes, and the byte counts. (A server that predates
+	// the field streams the whole output, which the client caps the same way.) With FileLimit > 0,
+	// output over the limit is also kept whole (its first FileLimit bytes, stdout and stderr
+	// interleaved) in a file under OutputRoot, named in the result; the server keeps the newest
+	// OutputFilesKept files. The exit frame must fit MaxBinaryFrame: see MaxResultLimit.
+	ResultLimit int   `json:"result_limit,omitempty"`
+	FileLimit   int64 `json:"file_limit,omitempty"`
+}
+
+// MaxResultLimit is the largest ResultLimit a client asks for: three views of that many bytes,
+// base64 in the exit frame's JSON, fit in MaxBinaryFrame.
+const MaxResultLimit = 192 << 10
+
+// OutputRoot is where the full output of cut commands is kept in the pod.
+const OutputRoot = "/tmp/.psbx-out"
+
+// OutputFilesKept is how many of the newest output files are kept under OutputRoot; older ones
+// are removed when a new one is made.
+const OutputFilesKept = 8
+
+// OutputFileName is the name of a new output file under OutputRoot: "out-", the time in
+// nanoseconds (so that names sort by age), a random part, ".log".
+func OutputFileName(now time.Time) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("out-%019d-%s.log", now.UnixNano(), hex.EncodeToString(b))
+}
+
+// ExecResult is a command's output as a result shows it (the exit frame of an /exec/stream
+// request with Result).
+type ExecResult struct {
+	Output          []byte `json:"output"`
+	Stdout          []byte `json:"stdout"`
+	Stderr          []byte `json:"stderr"`
+	Truncated       bool   `json:"truncated,omitempty"`
+	StdoutTruncated bool   `json:"stdout_truncated,omitempty"`
+	StderrTruncated bool   `json:"stderr_truncated,omitempty"`
+	StdoutBytes     int64  `json:"stdout_bytes"`
+	StderrBytes     int64  `json:"stderr_bytes"`
+	// OutputFile is the path of the file that holds the full output, when it was kept.
+	OutputFile string `json:"output_file,omitempty"`
 }
 
 // ProcessRoot is where background processes and durable calls keep their records in the pod.
@@ -92,6 +140,8 @@ type Frame struct {
 	// Stopped (FrameExit): the server was shutting down (SIGTERM: the pod is being deleted or
 	// evicted) and killed the command; its exit code and output are not the command's own end.
 	Stopped bool `json:"stopped,omitempty"`
+	// Result (FrameExit) is the capped result the request asked for (ExecRequest.Result).
+	Result *ExecResult `json:"result,omitempty"`
 }
 
 // Frame types.
