@@ -7,6 +7,7 @@ import (
 	"log"
 	"net/http"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -112,6 +113,40 @@ func ExampleKubernetesPodSandbox_StartProcess() {
 	_ = q.Signal(ctx, syscall.SIGTERM) // to the server's whole process group
 	st, _ := q.Wait(ctx)
 	fmt.Println(st.State, st.ExitCode)
+}
+
+// Long output keeps its beginning and its end; the whole of it stays in the sandbox, for an agent
+// to search.
+func ExampleExecuteResponse_outputFile() {
+	ctx := context.Background()
+	sb, _ := podsandbox.NewKubernetesPodSandbox("podsandbox.local/sandbox-server:dev")
+	_ = sb.Start(ctx)
+	defer sb.Stop(ctx)
+	r, err := sb.Execute(ctx, "go test ./... 2>&1")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(r.Output) // at most DefaultOutputLimit bytes, with "[... N bytes omitted ...]"
+	if r.OutputFile != "" {
+		fails, _ := sb.GrepRaw(ctx, "^--- FAIL", podsandbox.GrepOptions{Path: r.OutputFile})
+		fmt.Println(len(fails), "failures in", r.StdoutBytes+r.StderrBytes, "bytes of output")
+	}
+}
+
+// A background process that reads its input as it comes: a REPL, a language server.
+func ExampleProcess_WriteStdin() {
+	ctx := context.Background()
+	sb, _ := podsandbox.NewKubernetesPodSandbox("python:3.12-slim", podsandbox.WithMode(podsandbox.ModeAPI))
+	_ = sb.Start(ctx)
+	defer sb.Stop(ctx)
+	p, err := sb.StartProcess(ctx, "python3 -i -q", podsandbox.WithOpenStdin())
+	if err != nil {
+		log.Fatal(err)
+	}
+	_ = p.WriteStdin(ctx, strings.NewReader("print(6 * 7)\n"))
+	_ = p.CloseStdin(ctx) // end of file: the interpreter exits
+	st, _, _ := p.Follow(ctx, podsandbox.Cursor{}, os.Stdout, os.Stderr)
+	fmt.Println(st.ExitCode)
 }
 
 // Files: relative paths resolve against the work dir (/workspace).

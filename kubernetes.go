@@ -820,6 +820,9 @@ func (s *KubernetesPodSandbox) Execute(ctx context.Context, command string, opts
 	}
 	s.Touch()
 	c := ResolveExecOptions(opts...)
+	if c.OpenStdin {
+		return nil, fmt.Errorf("%w: WithOpenStdin is for StartProcess; Execute takes its input with WithStdin", ErrInvalidArgument)
+	}
 	s.mu.Lock()
 	senv := s.sessionEnv
 	s.mu.Unlock()

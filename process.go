@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"regexp"
 	"strconv"
@@ -116,6 +117,7 @@ var processID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 const (
 	procNoSuch  = 3
 	procDone    = 4
+	procNoStdin = 5
 	procIDTaken = 96
 	procNoTool  = 97
 )
@@ -145,6 +147,7 @@ fi
 read -r u < "$r/unit"
 [ "$u" -gt 0 ] 2>/dev/null || u=512
 printf '%s' "$PSBX_CMD" > "$d/cmd" && : > "$d/out" && : > "$d/err" && mkfifo "$d/ready" "$d/out.fifo" "$d/err.fifo" || exit 98
+if [ -n "$PSBX_STDIN" ]; then mkfifo "$d/in.fifo" || exit 98; fi
 exec 3<> "$d/ready"
 (PSBX_UMASK=$um PSBX_BLOCKS=$(((PSBX_MAX + u - 1) / u)) setsid /bin/sh -c "$PSBX_SUP" psbx-proc "$d" </dev/null >/dev/null 2>&1 3>&- &)
 (sleep 20; echo timeout >&3) >/dev/null 2>&1 &
@@ -161,7 +164,7 @@ exit 0`
 // wait for the readers), it writes "CODE ENDTIME" to "exit" in one write: a reader takes an
 // empty file for no exit yet.
 const procSupervisor = `d=$1 c=$PSBX_CMD b=$PSBX_BLOCKS um=$PSBX_UMASK
-unset PSBX_CMD PSBX_MAX PSBX_UMASK PSBX_ID PSBX_SUP PSBX_BLOCKS
+unset PSBX_CMD PSBX_MAX PSBX_UMASK PSBX_ID PSBX_SUP PSBX_BLOCKS PSBX_STDIN
 echo $$ > "$d/spid"
 readers=
 for s in out err; do
@@ -169,8 +172,17 @@ for s in out err; do
    { cat > "$d/$s" || { : > "$d/$s.cut"; cat > /dev/null; }; : > "$d/$s.eof"; } < "$d/$s.fifo") 2>/dev/null &
   readers="$readers $!"
 done
+in=/dev/null h=
+if [ -p "$d/in.fifo" ]; then
+  # The holder keeps a writer on the stdin FIFO, so the command sees no end of file between
+  # writes; killing it (CloseStdin, or the command's end) closes stdin.
+  in=$d/in.fifo
+  sleep 999999999 > "$in" 2>/dev/null &
+  h=$!
+  echo "$h" > "$d/inpid"
+fi
 umask "$um"
-setsid /bin/sh -c "$c" sh < /dev/null > "$d/out.fifo" 2> "$d/err.fifo" &
+setsid /bin/sh -c "$c" sh < "$in" > "$d/out.fifo" 2> "$d/err.fifo" &
 p=$!
 umask 077
 # The child calls setsid right after the fork: wait until its group exists (or it is gone
@@ -188,6 +200,7 @@ echo ok 1<> "$d/ready"
 date +%s > "$d/started"
 wait "$p"
 s=$?
+[ -n "$h" ] && kill "$h" 2>/dev/null
 (sleep 2; kill -s USR1 $$) >/dev/null 2>&1 &
 w=$!
 trap : USR1
@@ -304,6 +317,26 @@ read -r pg < "$d/pgid" || exit 4
 kill -"$2" -"$pg" 2>/dev/null || exit 4
 exit 0`
 
+// procStdin writes the call's stdin to process $1's stdin. The FIFO is opened for reading and
+// writing, so the open never blocks on a command that is gone; a command that does not read
+// blocks the write when the pipe is full, until the call's timeout.
+const procStdin = `d=` + processRoot + `/$1
+[ -e "$d/cmd" ] || exit 3
+[ -p "$d/in.fifo" ] || { echo "the process was started without WithOpenStdin" >&2; exit 5; }
+[ -s "$d/exit" ] && exit 4
+[ -e "$d/in.closed" ] && { echo "its stdin is closed" >&2; exit 5; }
+cat 1<> "$d/in.fifo" || exit 98
+exit 0`
+
+// procCloseStdin ends process $1's stdin: the command reads end of file once it has read what
+// was written.
+const procCloseStdin = `d=` + processRoot + `/$1
+[ -e "$d/cmd" ] || exit 3
+[ -p "$d/in.fifo" ] || { echo "the process was started without WithOpenStdin" >&2; exit 5; }
+: > "$d/in.closed"
+if read -r h < "$d/inpid" 2>/dev/null; then kill "$h" 2>/dev/null; fi
+exit 0`
+
 // procRemove kills process $1's group and its supervisor (with the readers of its output), then
 // deletes its directory. A record the in-pod server keeps (marked "server") has the server for its
 // supervisor: only the command's group is killed.
@@ -330,7 +363,7 @@ func (s *KubernetesPodSandbox) StartProcess(ctx context.Context, command string,
 	}
 	switch {
 	case c.Stdin != nil:
-		return nil, fmt.Errorf("%w: a background process has no stdin: pass its input in a file, or use Execute with WithStdin", ErrInvalidArgument)
+		return nil, fmt.Errorf("%w: a background process takes its input with WithOpenStdin and Process.WriteStdin, not WithStdin", ErrInvalidArgument)
 	case c.Stdout != nil || c.Stderr != nil:
 		return nil, fmt.Errorf("%w: a background process's output is read with ReadOutput or Follow, not WithStdout or WithStderr", ErrInvalidArgument)
 	case c.Timeout != 0:
@@ -349,11 +382,55 @@ func (s *KubernetesPodSandbox) StartProcess(ctx context.Context, command string,
 			return nil, fmt.Errorf("%w: env name %q: the PSBX_ prefix is the supervisor's", ErrInvalidArgument, k)
 		}
 	}
+	env := c.Env
+	if c.OpenStdin {
+		env = maps.Clone(env)
+		if env == nil {
+			env = map[string]string{}
+		}
+		env["PSBX_STDIN"] = "1"
+	}
 	id := newProcessID()
-	if err := s.startProcess(ctx, id, command, c.Env, c.Dir, c.OutputLimit); err != nil {
+	if err := s.startProcess(ctx, id, command, env, c.Dir, c.OutputLimit); err != nil {
 		return nil, err
 	}
 	return &Process{sb: s, id: id}, nil
+}
+
+// WithOpenStdin keeps a background process's standard input open (StartProcess only): the
+// process reads what Process.WriteStdin writes, and end of file after Process.CloseStdin or
+// Remove. Without it, a background process's stdin is /dev/null.
+func WithOpenStdin() ExecOption { return func(c *ExecConfig) { c.OpenStdin = true } }
+
+// WriteStdin writes everything r holds to the process's standard input (started WithOpenStdin),
+// in one call that ends when the process has taken it into its stdin pipe. A process that does
+// not read blocks the call once the pipe is full (64 KiB on Linux), until ctx ends it. It fails
+// with os.ErrProcessDone when the process has exited, and with ErrInvalidArgument when the
+// process was started without WithOpenStdin or its stdin is closed.
+func (p *Process) WriteStdin(ctx context.Context, r io.Reader) error {
+	if !processID.MatchString(p.id) {
+		return fmt.Errorf("%w: process id %q", ErrNoProcess, p.id)
+	}
+	deadline := DefaultExecTimeout
+	if d, ok := ctx.Deadline(); ok {
+		deadline = max(time.Until(d), time.Second)
+	}
+	res, err := p.sb.Execute(ctx, "set -- \"$PSBX_A0\"\n"+procStdin, WithExecEnv(map[string]string{"PSBX_A0": p.id}),
+		WithStdin(r), WithTimeout(deadline), WithOutputLimit(4096))
+	if err != nil {
+		return fmt.Errorf("podsandbox: background process: %w", err)
+	}
+	if res.TimedOut {
+		return fmt.Errorf("podsandbox: background process %s did not take its input in time", p.id)
+	}
+	return procExit(res, p.id)
+}
+
+// CloseStdin closes the process's standard input (started WithOpenStdin): it reads end of file
+// after what was written. Closing it again is a no-op.
+func (p *Process) CloseStdin(ctx context.Context) error {
+	_, err := p.call(ctx, procCloseStdin, 30*time.Second)
+	return err
 }
 
 func newProcessID() string {
@@ -610,6 +687,8 @@ func procExit(r *ExecuteResponse, id string) error {
 		return fmt.Errorf("%w: %s", ErrNoProcess, id)
 	case procDone:
 		return fmt.Errorf("podsandbox: background process %s: %w", id, os.ErrProcessDone)
+	case procNoStdin:
+		return fmt.Errorf("%w: background process %s: %s", ErrInvalidArgument, id, msg)
 	case procNoTool:
 		return fmt.Errorf("%w: %s", ErrUnsupportedImage, msg)
 	case procIDTaken:

@@ -180,6 +180,62 @@ var processCases = []struct {
 			t.Errorf("capped output: %d bytes (%q...), %v", len(o.Stdout), o.Stdout[:min(10, len(o.Stdout))], err)
 		}
 	}},
+	{"background process: stdin written in pieces, then closed", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, dir string) {
+		ctx := ctxT(t, 2*time.Minute)
+		p, err := sb.StartProcess(ctx, `while IFS= read -r l; do echo "got $l"; done; echo eof`, podsandbox.WithOpenStdin())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = p.Remove(context.WithoutCancel(ctx)) })
+		// The first piece is read and answered while stdin stays open.
+		if err := p.WriteStdin(ctx, strings.NewReader("one 'q' $x\n")); err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		at := podsandbox.Cursor{}
+		for !strings.Contains(out.String(), "got one 'q' $x\n") {
+			o, err := p.ReadOutput(ctx, at, 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out.Write(o.Stdout)
+			at = o.Next
+			if o.Status.State != podsandbox.ProcessRunning {
+				t.Fatalf("the process ended before its stdin was closed: %+v, output %q", o.Status, out.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		big := strings.Repeat("x", 100<<10) + "\nlast" // more than a pipe holds, and no final newline
+		if err := p.WriteStdin(ctx, strings.NewReader(big)); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.CloseStdin(ctx); err != nil {
+			t.Fatal(err)
+		}
+		st, err := p.Wait(ctx)
+		if err != nil || st.State != podsandbox.ProcessExited || st.ExitCode != 0 {
+			t.Fatalf("after CloseStdin: %+v, %v", st, err)
+		}
+		o, err := p.ReadOutput(ctx, podsandbox.Cursor{}, 1<<20)
+		if want := "got one 'q' $x\ngot " + strings.Repeat("x", 100<<10) + "\neof\n"; err != nil || string(o.Stdout) != want {
+			t.Errorf("stdout %d bytes (%v), want %d: the line without a newline is not read by read -r", len(o.Stdout), err, len(want))
+		}
+		if err := p.WriteStdin(ctx, strings.NewReader("late")); !errors.Is(err, os.ErrProcessDone) {
+			t.Errorf("WriteStdin after exit: %v, want os.ErrProcessDone", err)
+		}
+		// Without WithOpenStdin a process reads /dev/null, and WriteStdin says why it cannot.
+		q, err := sb.StartProcess(ctx, "cat; sleep 30")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = q.Remove(context.WithoutCancel(ctx)) })
+		if err := q.WriteStdin(ctx, strings.NewReader("x")); !errors.Is(err, podsandbox.ErrInvalidArgument) {
+			t.Errorf("WriteStdin without WithOpenStdin: %v", err)
+		}
+		if _, err := sb.Execute(ctx, "true", podsandbox.WithOpenStdin()); !errors.Is(err, podsandbox.ErrInvalidArgument) {
+			t.Errorf("Execute WithOpenStdin: %v", err)
+		}
+	}},
 	{"plain Execute leaves a detached child running", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, dir string) {
 		// (Debian's busybox has no nohup applet; the python image's coreutils nohup works too.)
 		for _, how := range []string{"sleep 300 >/dev/null 2>&1 &", "setsid sleep 300 >/dev/null 2>&1 < /dev/null &", "if command -v nohup >/dev/null; then nohup sleep 300 >/dev/null 2>&1 & else sleep 300 >/dev/null 2>&1 & fi;"} {

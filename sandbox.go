@@ -186,6 +186,8 @@ type ExecConfig struct {
 	Dir         string
 	// NoOutputTimeout > 0 kills the command when it writes nothing for that long.
 	NoOutputTimeout time.Duration
+	// OpenStdin keeps a background process's stdin open (StartProcess; see WithOpenStdin).
+	OpenStdin bool
 	// OutputFileLimit > 0 keeps a cut call's whole output, up to that many bytes, in a file in
 	// the sandbox (see ExecuteResponse.OutputFile).
 	OutputFileLimit int64

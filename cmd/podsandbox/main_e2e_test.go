@@ -357,6 +357,21 @@ func procCases(t *testing.T, id string, cli func(string, ...string) cliResult, e
 		t.Errorf("kill -s BOGUS: %+v", r)
 	}
 	expect(cli("", "proc", "rm", id, proc), 0, proc+"\n")
+
+	// stdin: written by one command line, closed by another.
+	r = cli("", "proc", "start", "--stdin", id, "--", `while read -r l; do echo "in: $l"; done; echo done`)
+	reader := strings.TrimSpace(r.stdout)
+	if r.code != 0 || !strings.HasPrefix(reader, "p-") {
+		t.Fatalf("proc start --stdin: %+v", r)
+	}
+	expect(cli("one\ntwo\n", "proc", "write", id, reader), 0, "")
+	expect(cli("three\n", "proc", "write", "--close", id, reader), 0, "")
+	expect(cli("", "proc", "wait", id, reader), 0, "")
+	expect(cli("", "proc", "logs", id, reader), 0, "in: one\nin: two\nin: three\ndone\n")
+	if r := cli("x\n", "proc", "write", id, reader); r.code != 1 || !strings.Contains(r.stderr, "already exited") {
+		t.Errorf("proc write after exit: %+v", r)
+	}
+	expect(cli("", "proc", "rm", id, reader), 0, reader+"\n")
 	// exec --request-id: the second run prints the first's output and code without running again.
 	for range 2 {
 		expect(cli("", "exec", "--request-id", "cli-req", id, "--", "echo run >> /tmp/cli-req.runs; echo done; exit 6"), 6, "done\n")

@@ -21,11 +21,11 @@ import (
 func (c *cli) procCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "proc",
-		Short: "Background processes in a sandbox: start, ls, logs, wait, kill, rm",
+		Short: "Background processes in a sandbox: start, ls, logs, write, wait, kill, rm",
 		Long: "Background processes run detached in the sandbox's pod and outlive the command line that started them:\n" +
 			"`proc start` prints an id that every later `proc` command takes.",
 	}
-	root.AddCommand(c.procStartCmd(), c.procLsCmd(), c.procLogsCmd(), c.procWaitCmd(), c.procKillCmd(), c.procRmCmd())
+	root.AddCommand(c.procStartCmd(), c.procLsCmd(), c.procLogsCmd(), c.procWriteCmd(), c.procWaitCmd(), c.procKillCmd(), c.procRmCmd())
 	return root
 }
 
@@ -33,6 +33,7 @@ func (c *cli) procStartCmd() *cobra.Command {
 	var dir string
 	var env []string
 	var limit int
+	var stdin bool
 	cmd := &cobra.Command{
 		Use:   "start ID -- COMMAND [ARG...]",
 		Short: "Start a command in the background in sandbox ID and print the process's id",
@@ -49,6 +50,9 @@ func (c *cli) procStartCmd() *cobra.Command {
 			}
 			if limit != 0 {
 				opts = append(opts, podsandbox.WithOutputLimit(limit))
+			}
+			if stdin {
+				opts = append(opts, podsandbox.WithOpenStdin())
 			}
 			if len(env) > 0 {
 				m, err := envMap(env)
@@ -70,6 +74,31 @@ func (c *cli) procStartCmd() *cobra.Command {
 	cmd.Flags().StringVar(&dir, "dir", "", "run in this directory (relative to the work dir)")
 	cmd.Flags().StringArrayVarP(&env, "env", "e", nil, "NAME=VALUE for this process (repeatable)")
 	cmd.Flags().IntVar(&limit, "output-limit", 0, fmt.Sprintf("bytes of each of stdout and stderr the pod keeps (default %d)", podsandbox.DefaultProcessOutputLimit))
+	cmd.Flags().BoolVar(&stdin, "stdin", false, "keep the process's stdin open for `proc write` (default: /dev/null)")
+	return cmd
+}
+
+func (c *cli) procWriteCmd() *cobra.Command {
+	var closeAfter bool
+	cmd := &cobra.Command{
+		Use:   "write ID PROC [--close]",
+		Short: "Copy standard input to a background process's stdin (started with --stdin)",
+		Long:  "With --close, the process's stdin is closed afterwards: it reads end of file. With --close and no input, it is only closed.",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withProcess(cmd, args, func(ctx context.Context, p *podsandbox.Process) error {
+				err := p.WriteStdin(ctx, c.stdin)
+				if errors.Is(err, os.ErrProcessDone) {
+					return fmt.Errorf("process %s has already exited (see `podsandbox proc ls %s`)", p.ID(), args[0])
+				}
+				if err != nil || !closeAfter {
+					return err
+				}
+				return p.CloseStdin(ctx)
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&closeAfter, "close", false, "close the process's stdin after the input")
 	return cmd
 }
 
