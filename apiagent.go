@@ -431,7 +431,12 @@ func viaAgent[T any](ctx context.Context, a *agentTransport, onAgent func(*httpT
 func (a *agentTransport) exec(ctx context.Context, command string, c ExecConfig) (*ExecuteResponse, error) {
 	return viaAgent(ctx, a,
 		func(ht *httpTransport) (*ExecuteResponse, error) { return ht.exec(ctx, command, c) },
-		func() (*ExecuteResponse, error) { return a.api.exec(ctx, command, c) })
+		func() (*ExecuteResponse, error) {
+			if c.durable.id != "" {
+				return nil, errNoDurable // the caller runs it under the shell supervisor
+			}
+			return a.api.exec(ctx, command, c)
+		})
 }
 
 func (a *agentTransport) readBytes(ctx context.Context, p string) ([]byte, error) {

@@ -122,7 +122,7 @@ func TestDrillStreamCutReattach(t *testing.T) {
 
 			ctx := ctxT(t, 3*time.Minute)
 			var streamed bytes.Buffer
-			cmd := `echo run >> /tmp/runs; echo started; touch /tmp/drill.started; sleep 2; echo middle >&2; sleep 2; echo finished; exit 7`
+			cmd := `echo run >> /tmp/runs; tr '\0' ' ' < /proc/$PPID/cmdline > /tmp/parent; echo started; touch /tmp/drill.started; sleep 2; echo middle >&2; sleep 2; echo finished; exit 7`
 			done := startDrillCommand(ctx, t, sb, watch, cmd, "/tmp/drill.started", podsandbox.WithReattach(), podsandbox.WithStdout(&lockedWriter{w: &streamed}))
 			n := p.Cut()
 			time.Sleep(2500 * time.Millisecond)
@@ -142,6 +142,15 @@ func TestDrillStreamCutReattach(t *testing.T) {
 			}
 			if r := mustExec(t, watch, "cat /tmp/runs"); r.Stdout != "run\n" {
 				t.Errorf("the command ran %d times", strings.Count(r.Stdout, "run"))
+			}
+			// The in-pod server (HTTP mode, the agent) runs the call itself; a pods/exec per call
+			// runs it under the shell supervisor.
+			want := map[string]string{"api-exec": "psbx-proc", "api-agent": "agent -stdio"}[tc.name]
+			if want == "" {
+				want = "sandbox-server"
+			}
+			if r := mustExec(t, watch, "cat /tmp/parent"); !strings.Contains(r.Stdout, want) {
+				t.Errorf("the command's parent is %q, want %s", r.Stdout, want)
 			}
 			if n == 0 {
 				t.Error("no connection was cut")

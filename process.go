@@ -442,6 +442,9 @@ func newProcessID() string {
 // errTimedOut is the cause of a reattaching call's context when its timeout fires.
 var errTimedOut = errors.New("command timed out")
 
+// errNoDurable: the transport cannot run a durable exec (the agent takes the shell path).
+var errNoDurable = errors.New("no in-pod server for a durable exec")
+
 // errProcIDTaken: a process with the id exists already.
 var errProcIDTaken = errors.New("process id is taken")
 
@@ -838,10 +841,12 @@ func (s *KubernetesPodSandbox) executeReattach(ctx context.Context, command stri
 	storeLimit := max(c.OutputLimit+1, DefaultProcessOutputLimit)
 	at := Cursor{}
 
-	// HTTP mode: the in-pod server runs the command apart from the request and records it; the
-	// call streams as a plain Execute does, and only a broken stream pays for a re-attach.
+	// HTTP mode and the agent: the in-pod server runs the command apart from the request and
+	// records it (the agent lives on, when its stream breaks, until such commands end); the call
+	// streams as a plain Execute does, and only a broken stream pays for a re-attach. An agent
+	// that cannot run sends the call to the supervisor below (errNoDurable).
 	started := false
-	if s.cfg.mode == ModeHTTP {
+	if s.cfg.mode == ModeHTTP || s.cfg.agent != nil {
 		fc := c
 		fc.durable = durableExec{id: id, storeLimit: storeLimit, keep: !own}
 		fc.Stdout = writerFunc(func(b []byte) (int, error) {

@@ -53,6 +53,8 @@ type execSpec struct {
 	stopStdin func()
 	// onStart, if set, is called with the process group id once the command runs.
 	onStart func(pgid int)
+	// durable: the command outlives its request (Drain lets it end by itself).
+	durable bool
 }
 
 type execResult struct {
@@ -181,7 +183,7 @@ func (s *Server) run(ctx context.Context, spec *execSpec, sink sinkFunc) (execRe
 	}
 	err = cmd.Start()
 	if err == nil {
-		s.running[cmd.Process.Pid] = struct{}{}
+		s.running[cmd.Process.Pid] = spec.durable
 	}
 	s.mu.Unlock()
 	if err != nil {
@@ -452,6 +454,10 @@ func (s *Server) handleExecStream(w http.ResponseWriter, r *http.Request) *apiEr
 		if req.Stdin {
 			return errInvalid("a durable exec (request_id) takes no stdin")
 		}
+		if !s.beginDurable() {
+			return newError(http.StatusServiceUnavailable, wire.CodeInternal, "server is shutting down")
+		}
+		defer s.endDurable()
 		var e *apiError
 		if rec, e = s.openDurable(req.RequestID, req.Command, max(req.StoreLimit, req.OutputLimit+1), req.Keep); e != nil {
 			return e
@@ -499,7 +505,7 @@ func (s *Server) handleExecStream(w http.ResponseWriter, r *http.Request) *apiEr
 		return nil
 	}
 	if rec != nil {
-		spec.onStart = rec.started
+		spec.onStart, spec.durable = rec.started, true
 	}
 	if req.Stdin {
 		// A read error other than EOF means the client is gone: cancel the command.
@@ -559,7 +565,7 @@ func (s *Server) handleExecStream(w http.ResponseWriter, r *http.Request) *apiEr
 	} else {
 		// A command killed by Shutdown did not end on its own: say so, or the client would take
 		// exit 137 and part of the output for the command's result.
-		stopped := res.exitCode > 128 && s.isClosing()
+		stopped := res.exitCode > 128 && s.wasKilled()
 		if rec != nil {
 			rec.finish(res.exitCode, res.timedOut, stopped)
 		}

@@ -7,6 +7,7 @@
 package server
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -77,8 +78,11 @@ type Server struct {
 	mu      sync.Mutex
 	token   [sha256.Size]byte // digest of the current token
 	env     map[string]string // set by /configure
-	closing bool
-	running map[int]struct{} // process group ids of running commands
+	closing bool              // no new commands (Shutdown or Drain)
+	killed  bool              // Shutdown ran: running commands were killed, not ended by themselves
+	running map[int]bool      // process group ids of running commands: true for a durable one
+	durable int               // durable execs in progress (their records not yet finished)
+	idle    *sync.Cond        // on mu: signalled when durable drops
 }
 
 type route struct {
@@ -135,8 +139,9 @@ func New(cfg Config) (*Server, error) {
 		outputRoot:   cfg.OutputRoot,
 		token:        sha256.Sum256([]byte(cfg.Token)),
 		env:          map[string]string{},
-		running:      map[int]struct{}{},
+		running:      map[int]bool{},
 	}
+	s.idle = sync.NewCond(&s.mu)
 	post := []string{http.MethodPost}
 	s.routes = map[string]route{
 		wire.RouteHealth:     {methods: []string{http.MethodGet, http.MethodHead}, open: true, handle: s.handleHealth},
@@ -263,17 +268,56 @@ func validEnv(env map[string]string) *apiError {
 func (s *Server) Shutdown() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.closing = true
+	s.closing, s.killed = true, true
 	for pgid := range s.running {
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	}
+	s.idle.Broadcast()
 }
 
-// isClosing reports whether Shutdown has run.
-func (s *Server) isClosing() bool {
+// Drain makes the server refuse new commands, kills the process group of every running command
+// that is not durable, and waits until the durable ones (execs with a request id) have ended and
+// recorded their ends, or ctx ends (then it is Shutdown). The agent drains when its stream ends:
+// a client that lost it re-attaches to its durable calls through another.
+func (s *Server) Drain(ctx context.Context) {
+	stop := context.AfterFunc(ctx, s.Shutdown)
+	defer stop()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.closing
+	s.closing = true
+	for pgid, durable := range s.running {
+		if !durable {
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		}
+	}
+	for s.durable > 0 && !s.killed {
+		s.idle.Wait()
+	}
+}
+
+// beginDurable counts a durable exec in progress for Drain; false when the server is closing.
+func (s *Server) beginDurable() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.durable++
+	return true
+}
+
+func (s *Server) endDurable() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.durable--
+	s.idle.Broadcast()
+}
+
+// wasKilled reports whether Shutdown has run.
+func (s *Server) wasKilled() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.killed
 }
 
 // Running reports the process group ids of the commands running now.

@@ -23,9 +23,11 @@ const MaxStdioToken = 4096
 // stdout, with HTTP/2 multiplexing concurrent requests over the one stream.
 //
 // The first line on r is the token (never an argument, which the sandbox's processes could read
-// from /proc); the routes check it as over TCP. ServeStdio returns when r ends or fails, after
-// killing the process group of every command still running: a dropped stream leaves no command
-// behind. It also returns when ctx ends, closing r and w (which must then unblock their reads and
+// from /proc); the routes check it as over TCP. When r ends or fails, ServeStdio kills the
+// process group of every command still running, but for durable execs (with a request id): it
+// returns when they have ended by themselves and recorded their ends, so that a client whose
+// stream broke re-attaches to them through another session (see Drain). It returns at once when
+// ctx ends, killing every command and closing r and w (which must then unblock their reads and
 // writes). Nothing but HTTP/2 frames is written to w.
 func ServeStdio(ctx context.Context, cfg Config, r io.ReadCloser, w io.WriteCloser) error {
 	br := bufio.NewReaderSize(r, 64<<10)
@@ -60,6 +62,7 @@ func ServeStdio(ctx context.Context, cfg Config, r io.ReadCloser, w io.WriteClos
 	}()
 	select {
 	case <-served:
+		srv.Drain(ctx)
 	case <-ctx.Done():
 		srv.Shutdown()
 		_ = r.Close()

@@ -2,11 +2,14 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,11 +24,16 @@ import (
 // server's stdin, and a channel that gets ServeStdio's result.
 func startStdio(t *testing.T, ctx context.Context, tokenLine string) (*http2.ClientConn, *io.PipeWriter, <-chan error) {
 	t.Helper()
+	return startStdioConfig(t, ctx, Config{WorkDir: t.TempDir()}, tokenLine)
+}
+
+func startStdioConfig(t *testing.T, ctx context.Context, cfg Config, tokenLine string) (*http2.ClientConn, *io.PipeWriter, <-chan error) {
+	t.Helper()
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- ServeStdio(ctx, Config{WorkDir: t.TempDir()}, inR, outW)
+		done <- ServeStdio(ctx, cfg, inR, outW)
 		_ = outW.Close()
 	}()
 	if _, err := io.WriteString(inW, tokenLine); err != nil {
@@ -129,6 +137,49 @@ func TestServeStdio(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the command's call did not end with the stream")
 	}
+}
+
+// TestServeStdioDrainsDurable: when the stream ends, a durable exec runs on to its end and
+// records it before ServeStdio returns, while a plain command is killed.
+func TestServeStdioDrainsDurable(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	work, procs := t.TempDir(), t.TempDir()
+	cc, inW, done := startStdioConfig(t, ctx, Config{WorkDir: work, ProcRoot: procs}, testToken+"\n")
+
+	send := func(req wire.ExecRequest) {
+		body, _ := json.Marshal(req)
+		r, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://agent"+wire.RouteExecStream, bytes.NewReader(append(body, '\n')))
+		r.Header.Set(wire.TokenHeader, testToken)
+		go func() {
+			if resp, err := cc.RoundTrip(r); err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}()
+	}
+	send(wire.ExecRequest{Command: "echo $$ > plain.pid; sleep 30"})
+	send(wire.ExecRequest{Command: "echo $$ > durable.pid; sleep 1; echo done", RequestID: "d1", StoreLimit: 100})
+	plain := readPid(t, filepath.Join(work, "plain.pid"))
+	readPid(t, filepath.Join(work, "durable.pid"))
+
+	_ = inW.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("ServeStdio: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("ServeStdio did not return after stdin ended and the durable command's end")
+	}
+	exit, err := os.ReadFile(filepath.Join(procs, "d1", "exit"))
+	if err != nil || !strings.HasPrefix(string(exit), "0 ") {
+		t.Errorf("the durable exec's record: exit %q (%v), want code 0 recorded before ServeStdio returned", exit, err)
+	}
+	if out, err := os.ReadFile(filepath.Join(procs, "d1", "out")); err != nil || string(out) != "done\n" {
+		t.Errorf("the durable exec's output: %q, %v", out, err)
+	}
+	waitGone(t, plain, 10*time.Second)
 }
 
 func TestServeStdioCancel(t *testing.T) {
