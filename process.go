@@ -132,7 +132,10 @@ const (
 // PSBX_CMD, PSBX_MAX (bytes per stream), and PSBX_SUP (procSupervisor; constant text). The size
 // of the shell's ulimit -f block (512 bytes, or 1024 where /bin/sh is bash) is measured once per
 // pod and kept in the root's "unit" file.
-const procLaunch = `for t in setsid mkfifo cat wc; do
+const procLaunch = launchBody + `exit 0`
+
+// launchBody is procLaunch but its exit.
+const launchBody = `for t in setsid mkfifo cat wc; do
   command -v "$t" >/dev/null 2>&1 || { echo "the image has no $t, which background processes need" >&2; exit 97; }
 done
 r=` + processRoot + ` d=` + processRoot + `/$PSBX_ID
@@ -155,7 +158,7 @@ w=$!
 read -r x <&3
 kill "$w" 2>/dev/null
 [ "$x" = ok ] || { echo "the supervisor did not start the command within 20 s" >&2; exit 98; }
-exit 0`
+`
 
 // procSupervisor runs the command ($PSBX_CMD) with its output through two FIFOs into files capped
 // with ulimit -f (a reader that reaches the cap fails with EFBIG, marks the stream cut, and reads
@@ -214,7 +217,7 @@ echo "$s $(date +%s)" > "$d/exit"`
 // leaves the stream sizes in osz and esz. It runs one process (wc) without the command, and three
 // more with it: the rest is shell builtins, because a follower calls it often.
 const procRecord = `rec() {
-  d=$1
+  d=$1 xd= eofs=
   printf 'id=%s\n' "${d##*/}"
   a=0
   if read -r sp < "$d/spid" 2>/dev/null && read -r l < "/proc/$sp/stat" 2>/dev/null; then
@@ -223,11 +226,11 @@ const procRecord = `rec() {
   printf 'alive=%s\n' "$a"
   if read -r v < "$d/pgid" 2>/dev/null; then printf 'pgid=%s\n' "$v"; fi
   if read -r v < "$d/started" 2>/dev/null; then printf 'started=%s\n' "$v"; fi
-  if [ -s "$d/exit" ] && read -r v < "$d/exit"; then printf 'exit=%s\n' "$v"; fi
+  if [ -s "$d/exit" ] && read -r v < "$d/exit"; then printf 'exit=%s\n' "$v"; xd=1; fi
   if [ -e "$d/timedout" ]; then printf 'timedout=1\n'; fi
   for s in out err; do
     if [ -e "$d/$s.cut" ]; then printf '%scut=1\n' "$s"; fi
-    if [ -e "$d/$s.eof" ]; then printf '%seof=1\n' "$s"; fi
+    if [ -e "$d/$s.eof" ]; then printf '%seof=1\n' "$s"; eofs=$eofs$s; fi
   done
   set -- $(wc -c "$d/cmd" "$d/out" "$d/err" 2>/dev/null)
   osz=${3:-0} esz=${5:-0}
@@ -253,7 +256,11 @@ const procRecord = `rec() {
 const procPeek = procRecord + `d=` + processRoot + `/$1
 [ -e "$d/cmd" ] || exit 3
 o1=$2 o2=$3 max=$4 wt=$5 withcmd=$6
-ms=0 grace=
+` + peekBody + `exit 0`
+
+// peekBody is procPeek's work, on $d from $o1 and $o2, up to $max bytes, waiting up to $wt
+// seconds; it sets part when it printed less than all the output there is.
+const peekBody = `ms=0 grace=
 while [ "$ms" -lt $((wt * 1000)) ] && [ ! -s "$d/exit" ]; do
   set -- $(wc -c "$d/out" "$d/err" 2>/dev/null)
   if [ "${1:-0}" -gt "$o1" ] || [ "${3:-0}" -gt "$o2" ]; then
@@ -275,11 +282,22 @@ done
 rec "$d"
 for s in out err; do
   if [ "$s" = out ]; then o=$o1 n=$((osz - o1)); else o=$o2 n=$((esz - o2)); fi
-  [ "$n" -gt "$max" ] && n=$max
+  [ "$n" -gt "$max" ] && { n=$max; part=1; }
   [ "$n" -lt 0 ] && n=0
   printf '\n%sdata=%s\n' "$s" "$n"
   if [ "$n" -gt 0 ]; then tail -c +$((o + 1)) "$d/$s" | head -c "$n"; fi
 done
+`
+
+// procRun starts process $1 as procLaunch does (same environment values), then reads it as
+// procPeek does from the start (up to $2 bytes of each stream, waiting up to $3 seconds); with
+// $4 set it then removes the record when the command has ended, both streams reached their end,
+// and the output printed is all of it, and prints "\nremoved=1" after the data. A short command
+// made WithReattach costs one call.
+const procRun = procRecord + launchBody + `o1=0 o2=0 max=$2 wt=$3 rmdone=$4 withcmd= part=
+` + peekBody + `if [ -n "$rmdone" ] && [ -z "$part" ] && [ -n "$xd" ] && [ "$eofs" = outerr ]; then
+  rm -rf "$d" && printf '\nremoved=1'
+fi
 exit 0`
 
 // procWait waits up to $2 seconds for process $1 to exit (or its supervisor to die), then prints
@@ -465,6 +483,34 @@ func (s *KubernetesPodSandbox) startProcess(ctx context.Context, id, command str
 	return procExit(r, id)
 }
 
+// runProcess starts command as process id, as startProcess does, and in the same call reads its
+// first output (up to chunk bytes of each stream, waiting up to followWait seconds in the pod for
+// its end). With removeDone, a record whose command has ended and whose output was all read is
+// removed in that call too (removed).
+func (s *KubernetesPodSandbox) runProcess(ctx context.Context, id, command string, userEnv map[string]string, dir string, limit int, removeDone bool) (o ProcessOutput, removed bool, err error) {
+	env := map[string]string{"PSBX_ID": id, "PSBX_CMD": command, "PSBX_MAX": strconv.Itoa(limit), "PSBX_SUP": procSupervisor,
+		"PSBX_A0": id, "PSBX_A1": strconv.Itoa(followChunk), "PSBX_A2": strconv.Itoa(followWait), "PSBX_A3": map[bool]string{true: "1"}[removeDone]}
+	for k, v := range userEnv {
+		env[k] = v
+	}
+	var out, errb bytes.Buffer
+	quick := func(c *ExecConfig) { c.quick = true }
+	ex := []ExecOption{WithExecEnv(env), WithTimeout(followWait*time.Second + time.Minute), WithStdout(&out), WithStderr(&errb), WithOutputLimit(1), quick}
+	if dir != "" {
+		ex = append(ex, WithDir(dir))
+	}
+	r, err := s.Execute(ctx, `set -- "$PSBX_A0" "$PSBX_A1" "$PSBX_A2" "$PSBX_A3"`+"\n"+procRun, ex...)
+	if err != nil {
+		return o, false, fmt.Errorf("podsandbox: starting a background process: %w", err)
+	}
+	r.Stdout, r.Stderr = out.String(), errb.String()
+	if err := procExit(r, id); err != nil {
+		return o, false, err
+	}
+	o, rest, err := parsePeek(r.Stdout, Cursor{})
+	return o, rest == "\nremoved=1", err
+}
+
 // Process returns a handle on the background process id, which must exist in the sandbox (an
 // error matching ErrNoProcess otherwise). It is how another replica, or a restarted caller,
 // re-attaches to a process it did not start.
@@ -527,10 +573,16 @@ func (p *Process) readOutput(ctx context.Context, at Cursor, max, wait int, with
 	if err != nil {
 		return ProcessOutput{}, err
 	}
-	br := bufio.NewReader(strings.NewReader(r.Stdout))
+	o, _, err := parsePeek(r.Stdout, at)
+	return o, err
+}
+
+// parsePeek reads what procPeek prints (output read from at), and returns what follows it.
+func parsePeek(out string, at Cursor) (ProcessOutput, string, error) {
+	br := bufio.NewReader(strings.NewReader(out))
 	st, err := readProcRecord(br)
 	if err != nil {
-		return ProcessOutput{}, err
+		return ProcessOutput{}, "", err
 	}
 	o := ProcessOutput{Status: st, Next: at}
 	for _, s := range []struct {
@@ -539,19 +591,20 @@ func (p *Process) readOutput(ctx context.Context, at Cursor, max, wait int, with
 		next *int64
 	}{{"outdata", &o.Stdout, &o.Next.Stdout}, {"errdata", &o.Stderr, &o.Next.Stderr}} {
 		if _, err := br.ReadByte(); err != nil {
-			return ProcessOutput{}, errProcGarbled("missing " + s.key)
+			return ProcessOutput{}, "", errProcGarbled("missing " + s.key)
 		}
 		n, err := readProcLen(br, s.key)
 		if err != nil {
-			return ProcessOutput{}, err
+			return ProcessOutput{}, "", err
 		}
 		*s.data = make([]byte, n)
 		if _, err := io.ReadFull(br, *s.data); err != nil {
-			return ProcessOutput{}, errProcGarbled(s.key + " cut short")
+			return ProcessOutput{}, "", errProcGarbled(s.key + " cut short")
 		}
 		*s.next += int64(n)
 	}
-	return o, nil
+	rest, _ := io.ReadAll(br)
+	return o, string(rest), nil
 }
 
 // Follow copies the process's output from at to stdout and stderr as it arrives (either may be
@@ -574,13 +627,17 @@ func (p *Process) Follow(ctx context.Context, at Cursor, stdout, stderr io.Write
 	})
 }
 
-// followWait is how long one poll of a follower waits in the pod for output.
-const followWait = 10
+// followWait is how long one poll of a follower waits in the pod for output, and followChunk
+// the most it reads of each stream.
+const (
+	followWait  = 10
+	followChunk = 1 << 20
+)
 
 // follow hands each read with output to f until the process has ended and its output is read.
 // The statuses carry the command only withCmd (it costs the pod a process per read).
 func (p *Process) follow(ctx context.Context, at Cursor, withCmd bool, f func(ProcessOutput) error) (ProcessStatus, Cursor, error) {
-	const chunk = 1 << 20
+	const chunk = followChunk
 	wait := followWait
 	for {
 		o, err := p.readOutput(ctx, at, chunk, wait, withCmd)
@@ -883,13 +940,36 @@ func (s *KubernetesPodSandbox) executeReattach(ctx context.Context, command stri
 
 	// Start, retrying while the connection fails: the id makes a retry safe, since a start that
 	// went through before its answer was lost leaves the id taken.
+	result := func(st ProcessStatus, timedOut bool) *ExecuteResponse {
+		res := capt.response(st.ExitCode, timedOut || st.TimedOut)
+		if res.TimedOut {
+			res.ExitCode = TimeoutExitCode
+		}
+		// The pod dropped output past its store limit: the tail shown is the stored one's.
+		res.StdoutTruncated = res.StdoutTruncated || st.StdoutTruncated
+		res.StderrTruncated = res.StderrTruncated || st.StderrTruncated
+		res.Truncated = res.Truncated || st.StdoutTruncated || st.StderrTruncated
+		return res
+	}
+
+	// The first call starts the command and reads its first output; a short command's record is
+	// removed in it too, so that such a call costs one call of the transport.
 	var failing time.Time
 	for !started {
-		err := s.startProcess(fctx, id, command, c.Env, c.Dir, storeLimit)
+		o, removed, err := s.runProcess(fctx, id, command, c.Env, c.Dir, storeLimit, own)
 		if errors.Is(err, errProcIDTaken) {
 			var st ProcessStatus
 			if st, err = p.Status(fctx); err == nil && st.Command != command {
 				return nil, fmt.Errorf("%w: request id %s was used for another command", ErrInvalidArgument, id)
+			}
+		} else if err == nil {
+			if err := collect(o); err != nil {
+				end()
+				return nil, err
+			}
+			at = o.Next
+			if removed {
+				return result(o.Status, false), nil
 			}
 		}
 		if err == nil {
@@ -918,14 +998,7 @@ func (s *KubernetesPodSandbox) executeReattach(ctx context.Context, command stri
 			if st.State == ProcessLost {
 				return nil, fmt.Errorf("%w: the supervisor of %s died without recording the command's exit code (the command had started)", ErrOutputIncomplete, id)
 			}
-			res := capt.response(st.ExitCode, timedOut || st.TimedOut)
-			if res.TimedOut {
-				res.ExitCode = TimeoutExitCode
-			}
-			// The pod dropped output past its store limit: the tail shown is the stored one's.
-			res.StdoutTruncated = res.StdoutTruncated || st.StdoutTruncated
-			res.StderrTruncated = res.StderrTruncated || st.StderrTruncated
-			res.Truncated = res.Truncated || st.StdoutTruncated || st.StderrTruncated
+			res := result(st, timedOut)
 			if own {
 				end()
 			}

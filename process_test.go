@@ -61,7 +61,7 @@ func TestStartProcessRefusesBadInput(t *testing.T) {
 		opts []ExecOption
 		want string
 	}{
-		{"stdin", "cat", []ExecOption{WithStdin(strings.NewReader("x"))}, "no stdin"},
+		{"stdin", "cat", []ExecOption{WithStdin(strings.NewReader("x"))}, "WithOpenStdin"},
 		{"stdout writer", "true", []ExecOption{WithStdout(io.Discard)}, "ReadOutput or Follow"},
 		{"timeout", "true", []ExecOption{WithTimeout(time.Second)}, "no timeout"},
 		{"negative limit", "true", []ExecOption{WithOutputLimit(-1)}, "output limit"},

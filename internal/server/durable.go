@@ -23,9 +23,12 @@ import (
 var durableID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
 // durableExpiry is how long the record of a finished durable exec without Keep stays for a client
-// whose stream broke to re-attach to; records older than that are deleted when the next durable
-// exec starts.
-const durableExpiry = 2 * time.Minute
+// whose stream broke to re-attach to; records older than that are deleted when a later durable
+// exec starts, at most once per sweepEvery (a sweep reads every record: not on every call).
+const (
+	durableExpiry = 2 * time.Minute
+	sweepEvery    = 15 * time.Second
+)
 
 type durable struct {
 	dir   string
@@ -79,6 +82,15 @@ func (s *Server) openDurable(id, command string, limit int, keep bool) (*durable
 
 // sweepDurable deletes the records of finished durable execs without Keep that are past expiry.
 func (s *Server) sweepDurable() {
+	s.mu.Lock()
+	due := time.Since(s.swept) >= sweepEvery
+	if due {
+		s.swept = time.Now()
+	}
+	s.mu.Unlock()
+	if !due {
+		return
+	}
 	ents, err := os.ReadDir(s.procRoot)
 	if err != nil {
 		return

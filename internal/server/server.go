@@ -83,6 +83,7 @@ type Server struct {
 	running map[int]bool      // process group ids of running commands: true for a durable one
 	durable int               // durable execs in progress (their records not yet finished)
 	idle    *sync.Cond        // on mu: signalled when durable drops
+	swept   time.Time         // the last sweep of expired durable records
 }
 
 type route struct {
