@@ -87,11 +87,7 @@ func (c *cli) procWriteCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withProcess(cmd, args, func(ctx context.Context, p *podsandbox.Process) error {
-				err := p.WriteStdin(ctx, c.stdin)
-				if errors.Is(err, os.ErrProcessDone) {
-					return fmt.Errorf("process %s has already exited (see `podsandbox proc ls %s`)", p.ID(), args[0])
-				}
-				if err != nil || !closeAfter {
+				if err := exited(p.WriteStdin(ctx, c.stdin), p, args[0]); err != nil || !closeAfter {
 					return err
 				}
 				return p.CloseStdin(ctx)
@@ -211,11 +207,7 @@ func (c *cli) procKillCmd() *cobra.Command {
 				return err
 			}
 			return c.withProcess(cmd, args, func(ctx context.Context, p *podsandbox.Process) error {
-				err := p.Signal(ctx, s)
-				if errors.Is(err, os.ErrProcessDone) {
-					return fmt.Errorf("process %s has already exited (see `podsandbox proc ls %s`)", p.ID(), args[0])
-				}
-				return err
+				return exited(p.Signal(ctx, s), p, args[0])
 			})
 		},
 	}
@@ -287,4 +279,12 @@ func envMap(env []string) (map[string]string, error) {
 		m[k] = v
 	}
 	return m, nil
+}
+
+// exited words os.ErrProcessDone for the command line: the process of sandbox id has exited.
+func exited(err error, p *podsandbox.Process, id string) error {
+	if errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("process %s has already exited (see `podsandbox proc ls %s`)", p.ID(), id)
+	}
+	return err
 }

@@ -114,6 +114,7 @@ func serve(opts *server.Options) int {
 	if err := hs.Shutdown(sctx); err != nil {
 		_ = hs.Close()
 	}
+	_ = srv.Wait(sctx) // the killed durable execs' records
 	logger.Info("stopped")
 	return 0
 }

@@ -88,6 +88,12 @@ func TestDurableExecStoreLimit(t *testing.T) {
 	if got := joinFrames(frames, wire.FrameStdout); len(got) != 5000 {
 		t.Errorf("streamed %d bytes, want 5000", len(got))
 	}
+	// The record's end is written after the response.
+	waitCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.srv.Wait(waitCtx); err != nil {
+		t.Fatal(err)
+	}
 	data, _ := os.ReadFile(filepath.Join(root, "capped", "out"))
 	if len(data) != 100 {
 		t.Errorf("stored %d bytes, want 100", len(data))

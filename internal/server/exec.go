@@ -450,6 +450,7 @@ func (s *Server) handleExecStream(w http.ResponseWriter, r *http.Request) *apiEr
 		_, _ = io.CopyN(io.Discard, body, jsonBodyLimit)
 	}
 	var rec *durable
+	var finishLater func(code int, timedOut, stopped bool)
 	if req.RequestID != "" {
 		if req.Stdin {
 			return errInvalid("a durable exec (request_id) takes no stdin")
@@ -457,7 +458,20 @@ func (s *Server) handleExecStream(w http.ResponseWriter, r *http.Request) *apiEr
 		if !s.beginDurable() {
 			return newError(http.StatusServiceUnavailable, wire.CodeInternal, "server is shutting down")
 		}
-		defer s.endDurable()
+		// Ended here, or, once the command ran, when its record is finished (see below).
+		ended := false
+		defer func() {
+			if !ended {
+				s.endDurable()
+			}
+		}()
+		finishLater = func(code int, timedOut, stopped bool) {
+			ended = true
+			go func() {
+				defer s.endDurable()
+				rec.finish(code, timedOut, stopped)
+			}()
+		}
 		var e *apiError
 		if rec, e = s.openDurable(req.RequestID, req.Command, max(req.StoreLimit, req.OutputLimit+1), req.Keep); e != nil {
 			return e
@@ -566,15 +580,18 @@ func (s *Server) handleExecStream(w http.ResponseWriter, r *http.Request) *apiEr
 		// A command killed by Shutdown did not end on its own: say so, or the client would take
 		// exit 137 and part of the output for the command's result.
 		stopped := res.exitCode > 128 && s.wasKilled()
-		if rec != nil {
-			rec.finish(res.exitCode, res.timedOut, stopped)
-		}
 		exit := wire.Frame{Type: wire.FrameExit, ExitCode: res.exitCode, TimedOut: res.timedOut, NoOutput: res.noOutput, Stopped: stopped}
 		if capture != nil {
 			r := capture.Result()
 			exit.Result = wireResult(r, file.close(r))
 		}
 		fw.write(exit)
+		if rec != nil {
+			// The record's end is written after the response (a few file writes, which cost
+			// more than the call itself on a slow disk); until then it reads as running, so a
+			// client that re-attaches meanwhile waits for it. Drain waits for it too.
+			finishLater(res.exitCode, res.timedOut, stopped)
+		}
 	}
 	return nil
 }

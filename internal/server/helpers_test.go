@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -88,6 +89,11 @@ func newTenv(t *testing.T, mods ...func(*Config)) *tenv {
 	t.Cleanup(func() {
 		srv.Shutdown()
 		ts.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Wait(ctx); err != nil {
+			t.Errorf("durable records not finished: %v", err)
+		}
 	})
 	return &tenv{t: t, srv: srv, ts: ts, dir: srv.WorkDir(), token: testToken, logs: logs}
 }

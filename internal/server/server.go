@@ -281,19 +281,37 @@ func (s *Server) Shutdown() {
 // recorded their ends, or ctx ends (then it is Shutdown). The agent drains when its stream ends:
 // a client that lost it re-attaches to its durable calls through another.
 func (s *Server) Drain(ctx context.Context) {
-	stop := context.AfterFunc(ctx, s.Shutdown)
-	defer stop()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.closing = true
 	for pgid, durable := range s.running {
 		if !durable {
 			_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		}
 	}
-	for s.durable > 0 && !s.killed {
+	s.mu.Unlock()
+	if s.Wait(ctx) != nil {
+		s.Shutdown()
+	}
+}
+
+// Wait waits until every durable exec has recorded its end (a record's end is written after the
+// response), or ctx ends. Call it after Shutdown or Drain, before the process exits.
+func (s *Server) Wait(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		s.idle.Broadcast()
+		s.mu.Unlock()
+	})
+	defer stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.durable > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		s.idle.Wait()
 	}
+	return nil
 }
 
 // beginDurable counts a durable exec in progress for Drain; false when the server is closing.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"golang.org/x/net/http2"
 
@@ -68,6 +69,10 @@ func ServeStdio(ctx context.Context, cfg Config, r io.ReadCloser, w io.WriteClos
 		_ = r.Close()
 		_ = w.Close()
 		<-served
+		// The killed durable execs record their ends at once.
+		wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Wait(wctx)
 	}
 	return nil
 }
