@@ -120,8 +120,8 @@ type ExecuteResponse struct {
 	// WithStderr): the path in the sandbox of a file with the whole output, stdout and stderr
 	// interleaved, up to the output file limit (see WithOutputFileLimit), for Read, GrepRaw or a
 	// command. The sandbox keeps the newest few such files under OutputDir. Empty when no file
-	// was kept (nothing cut, a streaming caller, WithReattach or WithRequestID, or the file could
-	// not be written).
+	// was kept: nothing cut, a streaming caller, WithReattach or WithRequestID, an output limit
+	// over 192 KiB in HTTP mode or through the agent, or the file could not be written.
 	OutputFile string
 	// TimedOut is true when the command was killed (with its whole process group) by its timeout
 	// or by its no-output timeout.
