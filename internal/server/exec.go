@@ -55,6 +55,9 @@ type execSpec struct {
 	onStart func(pgid int)
 	// durable: the command outlives its request (Drain lets it end by itself).
 	durable bool
+	// pty, if set, runs the command on a pseudo-terminal of that size; stdin then carries
+	// terminal input frames (see terminalInput).
+	pty *wire.TerminalSize
 }
 
 type execResult struct {
@@ -156,23 +159,35 @@ func (s *Server) run(ctx context.Context, spec *execSpec, sink sinkFunc) (execRe
 		}
 		return r, w, err
 	}
-	outR, outW, err := pipe()
-	if err != nil {
-		return execResult{}, errInternal("pipe: %v", err)
-	}
-	errR, errW, err := pipe()
-	if err != nil {
-		closeAll()
-		return execResult{}, errInternal("pipe: %v", err)
-	}
-	cmd.Stdout, cmd.Stderr = outW, errW
-	var inR, inW *os.File
-	if spec.stdin != nil {
-		if inR, inW, err = pipe(); err != nil {
+	// The command's ends (closed here once it has them) and ours.
+	var outR, outW, errR, errW, inR, inW, master, slave *os.File
+	var err error
+	if spec.pty != nil {
+		// One terminal for stdin, stdout and stderr, the command's controlling terminal in a
+		// session of its own (so its process group is still its pid).
+		if master, slave, err = openPTY(*spec.pty); err != nil {
+			return execResult{}, errInternal("pseudo-terminal: %v", err)
+		}
+		files = append(files, master, slave)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+		outR = master
+	} else {
+		if outR, outW, err = pipe(); err != nil {
+			return execResult{}, errInternal("pipe: %v", err)
+		}
+		if errR, errW, err = pipe(); err != nil {
 			closeAll()
 			return execResult{}, errInternal("pipe: %v", err)
 		}
-		cmd.Stdin = inR
+		cmd.Stdout, cmd.Stderr = outW, errW
+		if spec.stdin != nil {
+			if inR, inW, err = pipe(); err != nil {
+				closeAll()
+				return execResult{}, errInternal("pipe: %v", err)
+			}
+			cmd.Stdin = inR
+		}
 	}
 
 	s.mu.Lock()
@@ -197,11 +212,11 @@ func (s *Server) run(ctx context.Context, spec *execSpec, sink sinkFunc) (execRe
 	if spec.onStart != nil {
 		spec.onStart(pgid)
 	}
-	// The child has its copies; ours would keep the pipes open.
-	_ = outW.Close()
-	_ = errW.Close()
-	if inR != nil {
-		_ = inR.Close()
+	// The child has its copies; ours would keep the pipes (or the terminal) open.
+	for _, f := range []*os.File{outW, errW, inR, slave} {
+		if f != nil {
+			_ = f.Close()
+		}
 	}
 
 	if spec.noOutput > 0 {
@@ -216,18 +231,28 @@ func (s *Server) run(ctx context.Context, spec *execSpec, sink sinkFunc) (execRe
 	}
 	var draining atomic.Bool
 	var pumps sync.WaitGroup
-	pumps.Add(2)
+	pumps.Add(1)
 	go pump(outR, wire.FrameStdout, sink, &draining, &pumps)
-	go pump(errR, wire.FrameStderr, sink, &draining, &pumps)
+	if errR != nil {
+		pumps.Add(1)
+		go pump(errR, wire.FrameStderr, sink, &draining, &pumps)
+	}
 
 	stdinDone := make(chan struct{})
-	if inW != nil {
+	switch {
+	case master != nil && spec.stdin != nil:
+		inW = master // input and resizes go to the terminal
+		go func() {
+			defer close(stdinDone)
+			terminalInput(master, spec.stdin)
+		}()
+	case inW != nil:
 		go func() {
 			defer close(stdinDone)
 			_, _ = io.Copy(inW, spec.stdin)
 			_ = inW.Close()
 		}()
-	} else {
+	default:
 		close(stdinDone)
 	}
 
@@ -245,11 +270,17 @@ func (s *Server) run(ctx context.Context, spec *execSpec, sink sinkFunc) (execRe
 		draining.Store(true)
 		now := time.Now()
 		_ = outR.SetReadDeadline(now)
-		_ = errR.SetReadDeadline(now)
+		if errR != nil {
+			_ = errR.SetReadDeadline(now)
+		}
 		<-pumped
 	}
-	_ = outR.Close()
-	_ = errR.Close()
+	if master == nil {
+		_ = outR.Close()
+		_ = errR.Close()
+	} else {
+		defer master.Close() // after the input's writer below
+	}
 	if inW != nil {
 		select {
 		case <-stdinDone:
@@ -449,9 +480,15 @@ func (s *Server) handleExecStream(w http.ResponseWriter, r *http.Request) *apiEr
 		// connection and cancels the request when the client goes away), but not forever.
 		_, _ = io.CopyN(io.Discard, body, jsonBodyLimit)
 	}
+	if req.PTY != nil && (req.PTY.Rows == 0 || req.PTY.Cols == 0) {
+		return errInvalid("terminal size %dx%d: want rows and columns above 0", req.PTY.Rows, req.PTY.Cols)
+	}
 	var rec *durable
 	var finishLater func(code int, timedOut, stopped bool)
 	if req.RequestID != "" {
+		if req.PTY != nil {
+			return errInvalid("a durable exec (request_id) has no terminal")
+		}
 		if req.Stdin {
 			return errInvalid("a durable exec (request_id) takes no stdin")
 		}
@@ -521,6 +558,7 @@ func (s *Server) handleExecStream(w http.ResponseWriter, r *http.Request) *apiEr
 	if rec != nil {
 		spec.onStart, spec.durable = rec.started, true
 	}
+	spec.pty = req.PTY
 	if req.Stdin {
 		// A read error other than EOF means the client is gone: cancel the command.
 		spec.stdin = &watchedReader{r: body, onErr: cancel}

@@ -749,3 +749,53 @@ func TestExecStreamResult(t *testing.T) {
 		t.Errorf("%d files kept (%v), want the newest %d", len(ents), err, wire.OutputFilesKept)
 	}
 }
+
+// inputFrame is one terminal input frame (ExecRequest.PTY).
+func inputFrame(typ string, data []byte) string {
+	var head [5]byte
+	head[0] = typ[0]
+	binary.BigEndian.PutUint32(head[1:], uint32(len(data)))
+	return string(head[:]) + string(data)
+}
+
+// TestExecStreamPTY: a command on a pseudo-terminal sees one for stdin, stdout and stderr, of the
+// size asked; a resize frame reaches it before the input that follows; the output is stdout
+// frames alone.
+func TestExecStreamPTY(t *testing.T) {
+	e := newTenv(t)
+	size, _ := json.Marshal(wire.TerminalSize{Rows: 40, Cols: 100})
+	body := line(wire.ExecRequest{Command: `[ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo all-tty; echo err >&2; IFS= read -r l; stty size; echo "got:$l"`,
+		PTY: &wire.TerminalSize{Rows: 24, Cols: 80}, Stdin: true}) +
+		inputFrame(wire.FrameResize, size) + inputFrame(wire.FrameInput, []byte("hello\n"))
+	frames := binaryStreamFrames(t, e, body)
+	out := joinFrames(frames, wire.FrameStdout)
+	if x := frames[len(frames)-1]; x.Type != wire.FrameExit || x.ExitCode != 0 || joinFrames(frames, wire.FrameStderr) != "" {
+		t.Fatalf("frames %+v", frames)
+	}
+	// A terminal ends lines with \r\n, and echoes the input.
+	for _, want := range []string{"all-tty\r\n", "err\r\n", "hello\r\n", "40 100\r\n", "got:hello\r\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output %q lacks %q", out, want)
+		}
+	}
+	// Without input the terminal is still there, of the size asked; a bad size is refused.
+	frames = binaryStreamFrames(t, e, line(wire.ExecRequest{Command: "tty; stty size", PTY: &wire.TerminalSize{Rows: 5, Cols: 7}}))
+	if out := joinFrames(frames, wire.FrameStdout); !strings.HasPrefix(out, "/dev/pts/") || !strings.HasSuffix(out, "\r\n5 7\r\n") {
+		t.Errorf("tty; stty size printed %q", out)
+	}
+	e.fail(wire.RouteExecStream, line(wire.ExecRequest{Command: "true", PTY: &wire.TerminalSize{}}), http.StatusBadRequest, wire.CodeInvalid)
+
+	// A child left holding the terminal does not hold the call (the wait delay, as with pipes),
+	// and a timeout kills the group.
+	start := time.Now()
+	frames = binaryStreamFrames(t, e, line(wire.ExecRequest{Command: "sleep 30 & echo $! > kid; echo bg", PTY: &wire.TerminalSize{Rows: 5, Cols: 7}}))
+	if x := frames[len(frames)-1]; x.ExitCode != 0 || joinFrames(frames, wire.FrameStdout) != "bg\r\n" || time.Since(start) > 10*time.Second {
+		t.Errorf("background child: %+v after %s", frames, time.Since(start))
+	}
+	killLater(t, readPid(t, e.path("kid")))
+	frames = binaryStreamFrames(t, e, line(wire.ExecRequest{Command: "echo $$ > me; sleep 30", PTY: &wire.TerminalSize{Rows: 5, Cols: 7}, TimeoutSeconds: 0.5}))
+	if x := frames[len(frames)-1]; !x.TimedOut || x.ExitCode != TimeoutExitCode {
+		t.Errorf("timeout: %+v", x)
+	}
+	waitGone(t, readPid(t, e.path("me")), 10*time.Second)
+}

@@ -76,9 +76,26 @@ type ExecRequest struct {
 	// output over the limit is also kept whole (its first FileLimit bytes, stdout and stderr
 	// interleaved) in a file under OutputRoot, named in the result; the server keeps the newest
 	// OutputFilesKept files. The exit frame must fit MaxBinaryFrame: see MaxResultLimit.
-	ResultLimit int   `json:"result_limit,omitempty"`
-	FileLimit   int64 `json:"file_limit,omitempty"`
+	ResultLimit int `json:"result_limit,omitempty"`
+	// PTY (/exec/stream only) runs the command on a pseudo-terminal of this size: its stdout,
+	// stderr and stdin, so the output comes as stdout frames alone. The body after the request
+	// line is then a stream of binary frames (as StreamBinary's): 'i' with input for the
+	// terminal, 'z' with a JSON TerminalSize to resize it. It needs Stdin.
+	FileLimit int64         `json:"file_limit,omitempty"`
+	PTY       *TerminalSize `json:"pty,omitempty"`
 }
+
+// TerminalSize is a terminal's size in character cells.
+type TerminalSize struct {
+	Rows uint16 `json:"rows"`
+	Cols uint16 `json:"cols"`
+}
+
+// Terminal input frame types (ExecRequest.PTY).
+const (
+	FrameInput  = "i"
+	FrameResize = "z"
+)
 
 // MaxResultLimit is the largest ResultLimit a client asks for: three views of that many bytes,
 // base64 in the exit frame's JSON, fit in MaxBinaryFrame.
