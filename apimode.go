@@ -103,6 +103,12 @@ func (t *apiTransport) close() {
 
 // stream runs argv in the sandbox container over pods/exec and returns its exit code.
 func (t *apiTransport) stream(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	return t.streamTTY(ctx, argv, stdin, stdout, stderr, nil)
+}
+
+// streamTTY is stream, on a terminal when sizes is not nil (stderr is nil then: a terminal has
+// one output).
+func (t *apiTransport) streamTTY(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer, sizes remotecommand.TerminalSizeQueue) (int, error) {
 	if t.client == nil {
 		return 0, fmt.Errorf("podsandbox: no REST client for pods/exec")
 	}
@@ -112,7 +118,8 @@ func (t *apiTransport) stream(ctx context.Context, argv []string, stdin io.Reade
 			Command:   argv,
 			Stdin:     stdin != nil,
 			Stdout:    true,
-			Stderr:    true,
+			Stderr:    sizes == nil,
+			TTY:       sizes != nil,
 		}, scheme.ParameterCodec)
 	u := req.URL()
 	spdy, err := remotecommand.NewSPDYExecutor(t.rest, "POST", u)
@@ -136,7 +143,11 @@ func (t *apiTransport) stream(ctx context.Context, argv []string, stdin io.Reade
 			return 0, fmt.Errorf("podsandbox: pods/exec: %w", err)
 		}
 	}
-	err = ex.StreamWithContext(klog.NewContext(ctx, t.logger), remotecommand.StreamOptions{Stdin: stdin, Stdout: stdout, Stderr: stderr})
+	opts := remotecommand.StreamOptions{Stdin: stdin, Stdout: stdout, Stderr: stderr}
+	if sizes != nil {
+		opts.Stderr, opts.Tty, opts.TerminalSizeQueue = nil, true, sizes
+	}
+	err = ex.StreamWithContext(klog.NewContext(ctx, t.logger), opts)
 	var ce utilexec.CodeExitError
 	switch {
 	case err == nil:
@@ -174,6 +185,27 @@ timeout -s KILL "$to" /bin/sh -c "$c" sh "$@"
 s=$?
 printf '%s' "$mk"
 printf '%s%03d' "$mk" "$s" >&2
+exit $s`
+
+// ttyWrapper is runWrapper for a run on a terminal: one output, so only the marker and status
+// (on stdout), and no timeout(1) backstop, which would run the command in a background process
+// group where reading the terminal stops it (the client's timeout still ends it). It starts the
+// command once the terminal has its size.
+const ttyWrapper = `d=$1 mk=$2 ne=$4 c=$5; shift 5
+while [ "$ne" -gt 0 ]; do export "$1"; shift; ne=$((ne-1)); done
+cd "$d" || { printf '%s%03d' "$mk" 1; exit 1; }
+# The terminal's size comes on its own stream: wait (up to 1 s) until it has come.
+if command -v stty >/dev/null 2>&1; then
+  i=0
+  while [ "$i" -lt 100 ]; do
+    case "$(stty size 2>/dev/null)" in ""|"0 0") ;; *) break;; esac
+    sleep 0.01 2>/dev/null || break
+    i=$((i+1))
+  done
+fi
+/bin/sh -c "$c" sh "$@"
+s=$?
+printf '%s%03d' "$mk" "$s"
 exit $s`
 
 // stopScript kills every process of a run: the wrapper (found by its marker, passed in two halves
@@ -249,11 +281,28 @@ func (t *apiTransport) run(ctx context.Context, dir, script string, env map[stri
 // runExec is run in a pods/exec of its own.
 func (t *apiTransport) runExec(ctx context.Context, dir, script string, env map[string]string, args []string,
 	stdin io.Reader, stdout, stderr io.Writer, timeout time.Duration) (runResult, error) {
+	return t.runExecTTY(ctx, dir, script, env, args, stdin, stdout, stderr, timeout, nil, nil)
+}
+
+// runExecTTY is runExec, on a terminal of size pty when it is not nil (resized from resize; the
+// output is all stdout's, and stderr is not used).
+func (t *apiTransport) runExecTTY(ctx context.Context, dir, script string, env map[string]string, args []string,
+	stdin io.Reader, stdout, stderr io.Writer, timeout time.Duration, pty *TerminalSize, resize <-chan TerminalSize) (runResult, error) {
 	mk := newMarker()
-	argv := append([]string{"/bin/sh", "-c", runWrapper, "psbx"}, runArgs(dir, mk, script, env, args, timeout)...)
+	wrapper := runWrapper
+	if pty != nil {
+		wrapper = ttyWrapper
+	}
+	argv := append([]string{"/bin/sh", "-c", wrapper, "psbx"}, runArgs(dir, mk, script, env, args, timeout)...)
 
 	out := &markerWriter{w: stdout, marker: []byte(mk)}
 	errw := &markerWriter{w: stderr, marker: []byte(mk), status: 3}
+	status := errw // the writer whose marker carries the exit status
+	if pty != nil {
+		out = &markerWriter{w: stdout, marker: []byte(mk), status: 3}
+		errw = &markerWriter{done: true} // a terminal has one output
+		status = out
+	}
 	streamCtx, cancelStream := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelStream()
 	done := make(chan struct{})
@@ -274,7 +323,13 @@ func (t *apiTransport) runExec(ctx context.Context, dir, script string, env map[
 	}
 	resc := make(chan result, 1)
 	go func() {
-		code, err := t.stream(streamCtx, argv, stdin, out, errw)
+		var code int
+		var err error
+		if pty != nil {
+			code, err = t.streamTTY(streamCtx, argv, stdin, out, nil, &sizeQueue{ctx: streamCtx, first: pty, resize: resize})
+		} else {
+			code, err = t.stream(streamCtx, argv, stdin, out, errw)
+		}
 		close(done)
 		resc <- result{code, err}
 	}()
@@ -313,7 +368,7 @@ func (t *apiTransport) runExec(ctx context.Context, dir, script string, env map[
 	if !out.seen() || !errw.seen() {
 		return res, fmt.Errorf("%w: pod %s (exit code %d, %d bytes received)", ErrOutputIncomplete, t.s.podName, res.exitCode, out.n+errw.n)
 	}
-	switch st := string(errw.statusBytes); st {
+	switch st := string(status.statusBytes); st {
 	case "NTO":
 		res.noTimeout = true
 	default:
@@ -389,7 +444,20 @@ func (t *apiTransport) exec(ctx context.Context, command string, c ExecConfig) (
 		rctx = qctx
 		quiet = func() bool { return ctx.Err() == nil && errors.Is(context.Cause(qctx), errNoOutput) }
 	}
-	res, err := t.run(rctx, dir, command, c.Env, nil, c.Stdin, stdout, stderr, c.Timeout)
+	var res runResult
+	var err error
+	if c.PTY != nil {
+		// A terminal takes a pods/exec of its own: an exec channel has no TTY. Its stdin is
+		// always attached (without it the command's stdin is not the terminal), and open until
+		// the call is over.
+		hold, release := context.WithCancel(ctx)
+		defer release()
+		stdin := &eofReader{r: c.Stdin, hold: hold.Done()}
+		t.s.via.Store(ViaExec)
+		res, err = t.runExecTTY(rctx, dir, command, c.Env, nil, stdin, stdout, nil, c.Timeout, c.PTY, c.Resize)
+	} else {
+		res, err = t.run(rctx, dir, command, c.Env, nil, c.Stdin, stdout, stderr, c.Timeout)
+	}
 	if quiet() {
 		r := capt.response(TimeoutExitCode, true)
 		r.NoOutputTimedOut = true

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -177,6 +178,45 @@ var conformance = []struct {
 		if r := mustExec(t, sb, "head -c 100000 /dev/zero | tr '\\0' z"); r.Truncated || len(r.Output) != 100000 || r.OutputFile != "" {
 			t.Errorf("exactly at the limit: truncated %v len %d file %q", r.Truncated, len(r.Output), r.OutputFile)
 		}
+	}},
+	{"a terminal only when asked: its size, input typed in, resized while the command runs", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, _ string) {
+		ctx := ctxT(t, 2*time.Minute)
+		if r := mustExec(t, sb, "[ -t 0 ] || [ -t 1 ] || [ -t 2 ] || echo no-tty"); r.Stdout != "no-tty\n" {
+			t.Errorf("a plain call has a terminal: %q", r.Stdout)
+		}
+		size := podsandbox.WithPTY(podsandbox.TerminalSize{Rows: 24, Cols: 80})
+		r := mustExec(t, sb, "[ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo all-tty; stty size; echo err >&2; exit 3", size)
+		if r.Stdout != "all-tty\r\n24 80\r\nerr\r\n" || r.Stderr != "" || r.Output != r.Stdout || r.ExitCode != 3 {
+			t.Errorf("on a terminal: %+v", r)
+		}
+		// Input is typed in and echoed; its end is ^D (twice: the last line has no newline).
+		r = mustExec(t, sb, `IFS= read -r l; echo "got:$l"; cat; echo cat-ended`, size, podsandbox.WithStdin(strings.NewReader("hello\nrest")))
+		for _, want := range []string{"got:hello\r\n", "rest", "cat-ended\r\n"} {
+			if !strings.Contains(r.Stdout, want) || r.ExitCode != 0 {
+				t.Errorf("input: %q (exit %d) lacks %q", r.Stdout, r.ExitCode, want)
+			}
+		}
+		// A resize sent once the command has printed its first size reaches it.
+		resize := make(chan podsandbox.TerminalSize, 1)
+		var once sync.Once
+		seen := &lockedWriter{w: &notifyWriter{on: "24 80", f: func() {
+			once.Do(func() { resize <- podsandbox.TerminalSize{Rows: 40, Cols: 100} })
+		}}}
+		r, err := sb.Execute(ctx, `stty size; i=0; while [ "$(stty size)" = "24 80" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; stty size`,
+			size, podsandbox.WithTerminalResize(resize), podsandbox.WithStdout(seen))
+		if err != nil || !strings.HasSuffix(r.Stdout, "\r\n40 100\r\n") {
+			t.Errorf("resize: %+v, %v", r, err)
+		}
+		for name, opts := range map[string][]podsandbox.ExecOption{
+			"a resize without a terminal": {podsandbox.WithTerminalResize(resize)},
+			"a terminal of no size":       {podsandbox.WithPTY(podsandbox.TerminalSize{})},
+			"a terminal WithReattach":     {size, podsandbox.WithReattach()},
+		} {
+			if _, err := sb.Execute(ctx, "true", opts...); !errors.Is(err, podsandbox.ErrInvalidArgument) {
+				t.Errorf("%s: %v, want ErrInvalidArgument", name, err)
+			}
+		}
+		mustExec(t, sb, "true") // the last call takes the transport's own path (see Via)
 	}},
 	{"timeout kills the process group and keeps partial output", func(t *testing.T, sb *podsandbox.KubernetesPodSandbox, dir string) {
 		start := time.Now()
@@ -709,4 +749,19 @@ func TestTransportsAgree(t *testing.T) {
 	if len(results) != len(transports) {
 		t.Errorf("only %d of %d transports ran", len(results), len(transports))
 	}
+}
+
+// notifyWriter calls f when what has been written to it contains on.
+type notifyWriter struct {
+	on  string
+	f   func()
+	buf strings.Builder
+}
+
+func (n *notifyWriter) Write(p []byte) (int, error) {
+	n.buf.Write(p)
+	if strings.Contains(n.buf.String(), n.on) {
+		n.f()
+	}
+	return len(p), nil
 }

@@ -296,8 +296,11 @@ func (t *httpTransport) health(ctx context.Context) error {
 func (t *httpTransport) exec(ctx context.Context, command string, c ExecConfig) (*ExecuteResponse, error) {
 	req := wire.ExecRequest{
 		Command: command, TimeoutSeconds: c.Timeout.Seconds(), NoOutputSeconds: max(c.NoOutputTimeout.Seconds(), 0),
-		Env: c.Env, Dir: c.Dir, Stdin: c.Stdin != nil,
+		Env: c.Env, Dir: c.Dir, Stdin: c.Stdin != nil || c.PTY != nil,
 		RequestID: c.durable.id, StoreLimit: c.durable.storeLimit, Keep: c.durable.keep,
+	}
+	if c.PTY != nil {
+		req.PTY = &wire.TerminalSize{Rows: c.PTY.Rows, Cols: c.PTY.Cols}
 	}
 	if c.Stdout == nil && c.Stderr == nil && c.OutputLimit <= wire.MaxResultLimit {
 		// Only the capped result is kept: the server sends that alone, and keeps the output file
@@ -310,7 +313,16 @@ func (t *httpTransport) exec(ctx context.Context, command string, c ExecConfig) 
 		return nil, err
 	}
 	var body io.Reader = bytes.NewReader(append(spec, '\n'))
-	if c.Stdin != nil {
+	endInput := func() {}
+	switch {
+	case c.PTY != nil:
+		// The terminal's input stays open for resizes until the exit frame: then it ends, so
+		// that a proxy between here and the server can finish the response.
+		tctx, tcancel := context.WithCancel(ctx)
+		defer tcancel()
+		endInput = tcancel
+		body = io.MultiReader(body, newTerminalInput(tctx, c.Stdin, c.Resize))
+	case c.Stdin != nil:
 		body = io.MultiReader(body, c.Stdin)
 	}
 	// The server enforces the timeout; the client deadline only guards against a lost server.
@@ -351,6 +363,7 @@ func (t *httpTransport) exec(ctx context.Context, command string, c ExecConfig) 
 		case wire.FrameStderr:
 			_, _ = errw.Write(f.Data)
 		case wire.FrameExit:
+			endInput()
 			// Read the end of the chunked body, so the keep-alive connection is reused instead of
 			// closed (with HTTP/1.1, a new TLS handshake to the API server on every command).
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))

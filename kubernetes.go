@@ -823,6 +823,9 @@ func (s *KubernetesPodSandbox) Execute(ctx context.Context, command string, opts
 	if c.OpenStdin {
 		return nil, fmt.Errorf("%w: WithOpenStdin is for StartProcess; Execute takes its input with WithStdin", ErrInvalidArgument)
 	}
+	if err := checkPTY(c); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	senv := s.sessionEnv
 	s.mu.Unlock()

@@ -188,6 +188,10 @@ type ExecConfig struct {
 	NoOutputTimeout time.Duration
 	// OpenStdin keeps a background process's stdin open (StartProcess; see WithOpenStdin).
 	OpenStdin bool
+	// PTY, if set, runs the command on a pseudo-terminal of that size (WithPTY); Resize
+	// resizes it (WithTerminalResize).
+	PTY    *TerminalSize
+	Resize <-chan TerminalSize
 	// OutputFileLimit > 0 keeps a cut call's whole output, up to that many bytes, in a file in
 	// the sandbox (see ExecuteResponse.OutputFile).
 	OutputFileLimit int64
