@@ -133,6 +133,22 @@ func ExampleExecuteResponse_outputFile() {
 	}
 }
 
+// A program that wants a terminal (a prompt, colours, a full-screen tool) gets one when asked.
+func ExampleWithPTY() {
+	ctx := context.Background()
+	sb, _ := podsandbox.NewKubernetesPodSandbox("podsandbox.local/sandbox-server:dev")
+	_ = sb.Start(ctx)
+	defer sb.Stop(ctx)
+	sizes := make(chan podsandbox.TerminalSize, 1)
+	sizes <- podsandbox.TerminalSize{Rows: 50, Cols: 132} // say, the user's window grew
+	r, err := sb.Execute(ctx, "stty size; ls --color=auto", podsandbox.WithPTY(podsandbox.TerminalSize{Rows: 24, Cols: 80}),
+		podsandbox.WithTerminalResize(sizes), podsandbox.WithStdin(strings.NewReader("")))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Print(r.Stdout) // what the terminal showed, "\r\n" line ends; Stderr is empty
+}
+
 // A background process that reads its input as it comes: a REPL, a language server.
 func ExampleProcess_WriteStdin() {
 	ctx := context.Background()

@@ -80,6 +80,12 @@ func TestCLI(t *testing.T) {
 				t.Errorf("no-output timeout: exit %d after %s, stdout %q, stderr %q", r.code, time.Since(start), r.stdout, r.stderr)
 			}
 
+			// a terminal: 24x80 when stdout is not one; input typed in
+			expect(cli("", "exec", "-t", id, "--", "[ -t 0 ] && [ -t 2 ] && stty size; exit 4"), 4, "24 80\r\n")
+			if r := cli("hi\n", "exec", "-i", "-t", id, "--", `read -r l; echo "got:$l"`); r.code != 0 || !strings.Contains(r.stdout, "got:hi\r\n") {
+				t.Errorf("exec -i -t: %+v", r)
+			}
+
 			// files
 			expect(cli("", "exec", id, "--", "mkdir -p d && printf 'alpha\\nbeta\\n' > 'd/my file.txt'"), 0, "")
 			expect(cli("", "read", id, "d/my file.txt"), 0, "alpha\nbeta\n")

@@ -76,11 +76,11 @@ func (c *cli) runCmd() *cobra.Command {
 }
 
 func (c *cli) execCmd() *cobra.Command {
-	var interactive, reattach bool
+	var interactive, reattach, tty bool
 	var timeout, quiet time.Duration
 	var dir, requestID string
 	cmd := &cobra.Command{
-		Use:   "exec ID [-i] -- COMMAND [ARG...]",
+		Use:   "exec ID [-i] [-t] -- COMMAND [ARG...]",
 		Short: "Run a command in a sandbox, streaming its output; exit with its exit code",
 		Long: "Run a command in a sandbox with /bin/sh -c, streaming stdout and stderr, and exit with the command's exit code\n" +
 			"(124 when --timeout or --no-output-timeout kills it). One argument is a shell script as written; several are quoted into one command line.",
@@ -111,6 +111,14 @@ func (c *cli) execCmd() *cobra.Command {
 				if requestID != "" {
 					opts = append(opts, podsandbox.WithRequestID(requestID))
 				}
+				if tty {
+					topts, restore, err := c.terminal(ctx, interactive)
+					if err != nil {
+						return err
+					}
+					defer restore()
+					opts = append(opts, topts...)
+				}
 				res, err := sb.Execute(ctx, command, opts...)
 				if err != nil {
 					return err
@@ -129,6 +137,7 @@ func (c *cli) execCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&interactive, "stdin", "i", false, "pass standard input to the command")
+	cmd.Flags().BoolVarP(&tty, "tty", "t", false, "run the command on a terminal, of this terminal's size (24x80 when stdout is not one); with -i on a terminal, keys go to the command as typed")
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "kill the command after this long (default: the library's)")
 	cmd.Flags().DurationVar(&quiet, "no-output-timeout", 0, "kill the command when it writes nothing for this long (exit 124)")
 	cmd.Flags().StringVar(&dir, "dir", "", "run in this directory (relative to the work dir)")
