@@ -337,12 +337,16 @@ exit 0`
 
 // procStdin writes the call's stdin to process $1's stdin. The FIFO is opened for reading and
 // writing, so the open never blocks on a command that is gone; a command that does not read
-// blocks the write when the pipe is full, until the call's timeout.
-const procStdin = `d=` + processRoot + `/$1
-[ -e "$d/cmd" ] || exit 3
-[ -p "$d/in.fifo" ] || { echo "the process was started without WithOpenStdin" >&2; exit 5; }
-[ -s "$d/exit" ] && exit 4
-[ -e "$d/in.closed" ] && { echo "its stdin is closed" >&2; exit 5; }
+// blocks the write when the pipe is full, until the call's timeout. A refused write still reads
+// its input to the end: a request whose body is left unread can lose its answer to the
+// connection's reset (in HTTP mode, under load).
+const procStdin = `d=` + processRoot + `/$1 e=0
+if [ ! -e "$d/cmd" ]; then e=3
+elif [ ! -p "$d/in.fifo" ]; then echo "the process was started without WithOpenStdin" >&2; e=5
+elif [ -s "$d/exit" ]; then e=4
+elif [ -e "$d/in.closed" ]; then echo "its stdin is closed" >&2; e=5
+fi
+if [ "$e" != 0 ]; then cat > /dev/null; exit "$e"; fi
 cat 1<> "$d/in.fifo" || exit 98
 exit 0`
 
