@@ -150,6 +150,14 @@ fi
 read -r u < "$r/unit"
 [ "$u" -gt 0 ] 2>/dev/null || u=512
 printf '%s' "$PSBX_CMD" > "$d/cmd" && : > "$d/out" && : > "$d/err" && mkfifo "$d/ready" "$d/out.fifo" "$d/err.fifo" || exit 98
+if [ -n "$PSBX_AUTO" ]; then
+  # A call's own record (WithReattach): kept after its end for a retry whose answer was lost, and
+  # removed 2 minutes after its end, when a later call starts.
+  : > "$d/auto"
+  find "$r" -mindepth 2 -maxdepth 2 -name exit -mmin +2 2>/dev/null | while read -r f; do
+    [ -e "${f%/exit}/auto" ] && rm -rf "${f%/exit}"
+  done
+fi
 if [ -n "$PSBX_STDIN" ]; then mkfifo "$d/in.fifo" || exit 98; fi
 exec 3<> "$d/ready"
 (PSBX_UMASK=$um PSBX_BLOCKS=$(((PSBX_MAX + u - 1) / u)) setsid /bin/sh -c "$PSBX_SUP" psbx-proc "$d" </dev/null >/dev/null 2>&1 3>&- &)
@@ -167,7 +175,7 @@ kill "$w" 2>/dev/null
 // wait for the readers), it writes "CODE ENDTIME" to "exit" in one write: a reader takes an
 // empty file for no exit yet.
 const procSupervisor = `d=$1 c=$PSBX_CMD b=$PSBX_BLOCKS um=$PSBX_UMASK
-unset PSBX_CMD PSBX_MAX PSBX_UMASK PSBX_ID PSBX_SUP PSBX_BLOCKS PSBX_STDIN
+unset PSBX_CMD PSBX_MAX PSBX_UMASK PSBX_ID PSBX_SUP PSBX_BLOCKS PSBX_STDIN PSBX_AUTO PSBX_A0 PSBX_A1 PSBX_A2
 echo $$ > "$d/spid"
 readers=
 for s in out err; do
@@ -290,15 +298,12 @@ done
 `
 
 // procRun starts process $1 as procLaunch does (same environment values), then reads it as
-// procPeek does from the start (up to $2 bytes of each stream, waiting up to $3 seconds); with
-// $4 set it then removes the record when the command has ended, both streams reached their end,
-// and the output printed is all of it, and prints "\nremoved=1" after the data. A short command
-// made WithReattach costs one call.
-const procRun = procRecord + launchBody + `o1=0 o2=0 max=$2 wt=$3 rmdone=$4 withcmd= part=
-` + peekBody + `if [ -n "$rmdone" ] && [ -z "$part" ] && [ -n "$xd" ] && [ "$eofs" = outerr ]; then
-  rm -rf "$d" && printf '\nremoved=1'
-fi
-exit 0`
+// procPeek does from the start (up to $2 bytes of each stream, waiting up to $3 seconds): a short
+// command made WithReattach costs one call. Its record is not removed here, since the answer may
+// be lost on the way (a retry must find the result): a call's own record is marked "auto" at the
+// launch (PSBX_AUTO) and expires (see launchBody).
+const procRun = procRecord + launchBody + `o1=0 o2=0 max=$2 wt=$3 withcmd= part=
+` + peekBody + `exit 0`
 
 // procWait waits up to $2 seconds for process $1 to exit (or its supervisor to die), then prints
 // its record.
@@ -488,12 +493,15 @@ func (s *KubernetesPodSandbox) startProcess(ctx context.Context, id, command str
 }
 
 // runProcess starts command as process id, as startProcess does, and in the same call reads its
-// first output (up to chunk bytes of each stream, waiting up to followWait seconds in the pod for
-// its end). With removeDone, a record whose command has ended and whose output was all read is
-// removed in that call too (removed).
-func (s *KubernetesPodSandbox) runProcess(ctx context.Context, id, command string, userEnv map[string]string, dir string, limit int, removeDone bool) (o ProcessOutput, removed bool, err error) {
+// first output (up to followChunk bytes of each stream, waiting up to followWait seconds in the pod
+// for its end). With auto, the record is the call's own: it expires 2 minutes after the command's
+// end instead of waiting for Remove.
+func (s *KubernetesPodSandbox) runProcess(ctx context.Context, id, command string, userEnv map[string]string, dir string, limit int, auto bool) (ProcessOutput, error) {
 	env := map[string]string{"PSBX_ID": id, "PSBX_CMD": command, "PSBX_MAX": strconv.Itoa(limit), "PSBX_SUP": procSupervisor,
-		"PSBX_A0": id, "PSBX_A1": strconv.Itoa(followChunk), "PSBX_A2": strconv.Itoa(followWait), "PSBX_A3": map[bool]string{true: "1"}[removeDone]}
+		"PSBX_A0": id, "PSBX_A1": strconv.Itoa(followChunk), "PSBX_A2": strconv.Itoa(followWait)}
+	if auto {
+		env["PSBX_AUTO"] = "1"
+	}
 	for k, v := range userEnv {
 		env[k] = v
 	}
@@ -503,16 +511,16 @@ func (s *KubernetesPodSandbox) runProcess(ctx context.Context, id, command strin
 	if dir != "" {
 		ex = append(ex, WithDir(dir))
 	}
-	r, err := s.Execute(ctx, `set -- "$PSBX_A0" "$PSBX_A1" "$PSBX_A2" "$PSBX_A3"`+"\n"+procRun, ex...)
+	r, err := s.Execute(ctx, `set -- "$PSBX_A0" "$PSBX_A1" "$PSBX_A2"`+"\n"+procRun, ex...)
 	if err != nil {
-		return o, false, fmt.Errorf("podsandbox: starting a background process: %w", err)
+		return ProcessOutput{}, fmt.Errorf("podsandbox: starting a background process: %w", err)
 	}
 	r.Stdout, r.Stderr = out.String(), errb.String()
 	if err := procExit(r, id); err != nil {
-		return o, false, err
+		return ProcessOutput{}, err
 	}
-	o, rest, err := parsePeek(r.Stdout, Cursor{})
-	return o, rest == "\nremoved=1", err
+	o, _, err := parsePeek(r.Stdout, Cursor{})
+	return o, err
 }
 
 // Process returns a handle on the background process id, which must exist in the sandbox (an
@@ -956,11 +964,11 @@ func (s *KubernetesPodSandbox) executeReattach(ctx context.Context, command stri
 		return res
 	}
 
-	// The first call starts the command and reads its first output; a short command's record is
-	// removed in it too, so that such a call costs one call of the transport.
+	// The first call starts the command and reads its first output, so that a short command
+	// costs one call of the transport. A call's own record expires by itself after the end.
 	var failing time.Time
 	for !started {
-		o, removed, err := s.runProcess(fctx, id, command, c.Env, c.Dir, storeLimit, own)
+		o, err := s.runProcess(fctx, id, command, c.Env, c.Dir, storeLimit, own)
 		if errors.Is(err, errProcIDTaken) {
 			var st ProcessStatus
 			if st, err = p.Status(fctx); err == nil && st.Command != command {
@@ -972,8 +980,8 @@ func (s *KubernetesPodSandbox) executeReattach(ctx context.Context, command stri
 				return nil, err
 			}
 			at = o.Next
-			if removed {
-				return result(o.Status, false), nil
+			if st := o.Status; st.State == ProcessExited && st.OutputDone && len(o.Stdout) < followChunk && len(o.Stderr) < followChunk {
+				return result(st, false), nil // all of it
 			}
 		}
 		if err == nil {
@@ -1003,10 +1011,7 @@ func (s *KubernetesPodSandbox) executeReattach(ctx context.Context, command stri
 				return nil, fmt.Errorf("%w: the supervisor of %s died without recording the command's exit code (the command had started)", ErrOutputIncomplete, id)
 			}
 			res := result(st, timedOut)
-			if own {
-				end()
-			}
-			return res, nil
+			return res, nil // an own record expires by itself
 		}
 		if !timedOut && ctx.Err() == nil && errors.Is(context.Cause(fctx), errTimedOut) {
 			// The timeout: kill the group, then read what is left.

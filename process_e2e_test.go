@@ -280,7 +280,7 @@ var processCases = []struct {
 		}
 		for _, p := range list {
 			if strings.HasPrefix(p.Command, tag) {
-				t.Errorf("process %+v is left: a call WithReattach removes its own", p)
+				t.Errorf("process %+v is listed: a call WithReattach is not a background process", p)
 			}
 		}
 		// A request id: the second call returns the first's result without running it again.

@@ -261,8 +261,8 @@ func WithDir(dir string) ExecOption { return func(c *ExecConfig) { c.Dir = dir }
 // keeps at most max(output limit+1, DefaultProcessOutputLimit) bytes of each stream, so after a
 // re-attach a WithStdout writer sees at most that much. No WithStdin. In API mode, and after a
 // re-attach, Output holds stdout and stderr in the order the client read them, not byte for byte
-// in arrival order. The record is removed when the call returns (in HTTP mode, by the server a
-// while later).
+// in arrival order. The record stays for 2 minutes after the command's end, for a retry whose
+// answer was lost, and is then removed by a later call (it is never listed by Processes).
 func WithReattach() ExecOption { return func(c *ExecConfig) { c.Reattach = true } }
 
 // WithRequestID is WithReattach with an id of the caller's ([a-z0-9][a-z0-9-]*, at most 63

@@ -70,7 +70,7 @@ func (b *bench) rowReattach(ctx context.Context, blk *Block, p *sharedPods) erro
 		firstErrors(blk, plain)
 		firstErrors(blk, re)
 	}
-	blk.Note("HTTP mode and the agent: a call WithReattach is one streaming request, as a plain Execute, with the in-pod server recording the command as it runs (the record's end is written after the response); a pods/exec per call: one call of the transport for a short command (it starts the supervisor, waits in the pod for the output and the exit, and removes the record), more for a long one")
+	blk.Note("HTTP mode and the agent: a call WithReattach is one streaming request, as a plain Execute, with the in-pod server recording the command as it runs (the record's end is written after the response); a pods/exec per call: one call of the transport for a short command (it starts the supervisor, waits in the pod for the output and the exit; the record expires 2 minutes after the end), more for a long one")
 
 	return b.reattachDrops(ctx, blk, p)
 }
