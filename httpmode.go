@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -400,29 +399,19 @@ func ndjsonFrames(r io.Reader) func() (wire.Frame, error) {
 // binaryFrames decodes wire.StreamBinary frames. A frame's Data is only valid until the next call.
 func binaryFrames(r io.Reader) func() (wire.Frame, error) {
 	br := bufio.NewReaderSize(r, 256<<10)
-	var head [5]byte
 	var buf []byte
 	return func() (wire.Frame, error) {
-		if _, err := io.ReadFull(br, head[:]); err != nil {
+		typ, data, err := wire.ReadFrame(br, buf)
+		if err != nil {
 			return wire.Frame{}, err
 		}
-		n := binary.BigEndian.Uint32(head[1:])
-		if n > wire.MaxBinaryFrame {
-			return wire.Frame{}, fmt.Errorf("frame of %d bytes is over the limit", n)
-		}
-		if cap(buf) < int(n) {
-			buf = make([]byte, n)
-		}
-		buf = buf[:n]
-		if _, err := io.ReadFull(br, buf); err != nil {
-			return wire.Frame{}, err
-		}
-		f := wire.Frame{Type: string(head[:1])}
+		buf = data
+		f := wire.Frame{Type: typ}
 		if f.Type == wire.FrameExit {
-			err := json.Unmarshal(buf, &f)
+			err := json.Unmarshal(data, &f)
 			return f, err
 		}
-		f.Data = buf
+		f.Data = data
 		return f, nil
 	}
 }

@@ -477,11 +477,7 @@ var errProcIDTaken = errors.New("process id is taken")
 
 // startProcess starts command as process id. dir is resolved already.
 func (s *KubernetesPodSandbox) startProcess(ctx context.Context, id, command string, userEnv map[string]string, dir string, limit int) error {
-	env := map[string]string{"PSBX_ID": id, "PSBX_CMD": command, "PSBX_MAX": strconv.Itoa(limit), "PSBX_SUP": procSupervisor}
-	for k, v := range userEnv {
-		env[k] = v
-	}
-	ex := []ExecOption{WithExecEnv(env), WithTimeout(time.Minute)}
+	ex := []ExecOption{WithExecEnv(launchEnv(id, command, limit, userEnv)), WithTimeout(time.Minute)}
 	if dir != "" {
 		ex = append(ex, WithDir(dir))
 	}
@@ -497,13 +493,10 @@ func (s *KubernetesPodSandbox) startProcess(ctx context.Context, id, command str
 // for its end). With auto, the record is the call's own: it expires 2 minutes after the command's
 // end instead of waiting for Remove.
 func (s *KubernetesPodSandbox) runProcess(ctx context.Context, id, command string, userEnv map[string]string, dir string, limit int, auto bool) (ProcessOutput, error) {
-	env := map[string]string{"PSBX_ID": id, "PSBX_CMD": command, "PSBX_MAX": strconv.Itoa(limit), "PSBX_SUP": procSupervisor,
-		"PSBX_A0": id, "PSBX_A1": strconv.Itoa(followChunk), "PSBX_A2": strconv.Itoa(followWait)}
+	env := launchEnv(id, command, limit, userEnv)
+	env["PSBX_A0"], env["PSBX_A1"], env["PSBX_A2"] = id, strconv.Itoa(followChunk), strconv.Itoa(followWait)
 	if auto {
 		env["PSBX_AUTO"] = "1"
-	}
-	for k, v := range userEnv {
-		env[k] = v
 	}
 	var out, errb bytes.Buffer
 	quick := func(c *ExecConfig) { c.quick = true }
@@ -521,6 +514,14 @@ func (s *KubernetesPodSandbox) runProcess(ctx context.Context, id, command strin
 	}
 	o, _, err := parsePeek(r.Stdout, Cursor{})
 	return o, err
+}
+
+// launchEnv is the environment of procLaunch (and procRun): the launch's values, then the
+// command's own (whose names never start with PSBX_).
+func launchEnv(id, command string, limit int, userEnv map[string]string) map[string]string {
+	env := map[string]string{"PSBX_ID": id, "PSBX_CMD": command, "PSBX_MAX": strconv.Itoa(limit), "PSBX_SUP": procSupervisor}
+	maps.Copy(env, userEnv)
+	return env
 }
 
 // Process returns a handle on the background process id, which must exist in the sandbox (an

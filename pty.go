@@ -3,7 +3,6 @@ package podsandbox
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -138,14 +137,6 @@ func newTerminalInput(ctx context.Context, stdin io.Reader, resize <-chan Termin
 	return t
 }
 
-func (t *terminalInput) frame(typ string, data []byte) {
-	var head [5]byte
-	head[0] = typ[0]
-	binary.BigEndian.PutUint32(head[1:], uint32(len(data)))
-	t.buf.Write(head[:])
-	t.buf.Write(data)
-}
-
 func (t *terminalInput) Read(p []byte) (int, error) {
 	for t.buf.Len() == 0 {
 		select {
@@ -154,10 +145,10 @@ func (t *terminalInput) Read(p []byte) (int, error) {
 				t.chunks = nil // input over; resizes go on
 				continue
 			}
-			t.frame(wire.FrameInput, b)
+			t.buf.Write(wire.AppendFrame(t.buf.AvailableBuffer(), wire.FrameInput, b))
 		case size := <-t.resize:
 			data, _ := json.Marshal(wire.TerminalSize{Rows: size.Rows, Cols: size.Cols})
-			t.frame(wire.FrameResize, data)
+			t.buf.Write(wire.AppendFrame(t.buf.AvailableBuffer(), wire.FrameResize, data))
 		case <-t.ctx.Done():
 			return 0, io.EOF
 		}

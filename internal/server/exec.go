@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
@@ -588,7 +587,11 @@ func (s *Server) handleExecStream(w http.ResponseWriter, r *http.Request) *apiEr
 		}
 		if capture != nil {
 			mu.Lock()
-			capture.Add(map[string]int{wire.FrameStdout: outcap.Stdout, wire.FrameStderr: outcap.Stderr}[stream], p)
+			id := outcap.Stdout
+			if stream == wire.FrameStderr {
+				id = outcap.Stderr
+			}
+			capture.Add(id, p)
 			mu.Unlock()
 			return
 		}
@@ -683,14 +686,12 @@ type frameWriter struct {
 }
 
 func (f *frameWriter) write(fr wire.Frame) {
-	var head, b []byte
+	var b []byte
 	if f.binary {
 		b = fr.Data
 		if fr.Type == wire.FrameExit {
 			b, _ = json.Marshal(fr)
 		}
-		head = []byte{fr.Type[0], 0, 0, 0, 0}
-		binary.BigEndian.PutUint32(head[1:], uint32(len(b)))
 	} else {
 		var err error
 		if b, err = json.Marshal(fr); err != nil {
@@ -703,10 +704,10 @@ func (f *frameWriter) write(fr wire.Frame) {
 	if f.failed {
 		return
 	}
-	if head != nil {
+	if f.binary {
 		// One write of head and data: the response's small buffer would otherwise send the head
 		// with the first few KiB of data as a frame of its own.
-		f.buf = append(append(f.buf[:0], head...), b...)
+		f.buf = wire.AppendFrame(f.buf[:0], fr.Type, b)
 		b = f.buf
 	}
 	if _, err := f.w.Write(b); err != nil {

@@ -751,12 +751,7 @@ func TestExecStreamResult(t *testing.T) {
 }
 
 // inputFrame is one terminal input frame (ExecRequest.PTY).
-func inputFrame(typ string, data []byte) string {
-	var head [5]byte
-	head[0] = typ[0]
-	binary.BigEndian.PutUint32(head[1:], uint32(len(data)))
-	return string(head[:]) + string(data)
-}
+func inputFrame(typ string, data []byte) string { return string(wire.AppendFrame(nil, typ, data)) }
 
 // TestExecStreamPTY: a command on a pseudo-terminal sees one for stdin, stdout and stderr, of the
 // size asked; a resize frame reaches it before the input that follows; the output is stdout

@@ -2,7 +2,6 @@ package server
 
 import (
 	"bufio"
-	"encoding/binary"
 	"encoding/json"
 	"io"
 	"os"
@@ -62,31 +61,21 @@ func setTerminalSize(master *os.File, size wire.TerminalSize) error {
 // skipped.
 func terminalInput(master *os.File, r io.Reader) {
 	br := bufio.NewReader(r)
-	var head [5]byte
-	buf := make([]byte, 0, 32<<10)
+	var buf []byte
 	for {
-		if _, err := io.ReadFull(br, head[:]); err != nil {
+		typ, data, err := wire.ReadFrame(br, buf)
+		if err != nil {
 			return
 		}
-		n := binary.BigEndian.Uint32(head[1:])
-		if n > wire.MaxBinaryFrame {
-			return
-		}
-		if cap(buf) < int(n) {
-			buf = make([]byte, n)
-		}
-		buf = buf[:n]
-		if _, err := io.ReadFull(br, buf); err != nil {
-			return
-		}
-		switch string(head[:1]) {
+		buf = data
+		switch typ {
 		case wire.FrameInput:
-			if _, err := master.Write(buf); err != nil {
+			if _, err := master.Write(data); err != nil {
 				return
 			}
 		case wire.FrameResize:
 			var size wire.TerminalSize
-			if json.Unmarshal(buf, &size) == nil {
+			if json.Unmarshal(data, &size) == nil {
 				_ = setTerminalSize(master, size)
 			}
 		}

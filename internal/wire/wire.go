@@ -12,8 +12,10 @@ package wire
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"time"
 )
 
@@ -177,6 +179,35 @@ const StreamBinary = "application/vnd.podsandbox.frames"
 
 // MaxBinaryFrame bounds the payload of one binary frame.
 const MaxBinaryFrame = 1 << 20
+
+// AppendFrame appends one binary frame to dst: the type byte, the payload's length (4 bytes, big
+// endian), the payload. The same framing carries /exec/stream's output and a terminal's input.
+func AppendFrame(dst []byte, typ string, payload []byte) []byte {
+	dst = append(dst, typ[0])
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(payload)))
+	return append(dst, payload...)
+}
+
+// ReadFrame reads one binary frame from r. The payload goes in buf (grown when too small) and is
+// valid until the next call that reuses buf. A frame over MaxBinaryFrame is an error.
+func ReadFrame(r io.Reader, buf []byte) (typ string, payload []byte, err error) {
+	var head [5]byte
+	if _, err := io.ReadFull(r, head[:]); err != nil {
+		return "", nil, err
+	}
+	n := binary.BigEndian.Uint32(head[1:])
+	if n > MaxBinaryFrame {
+		return "", nil, fmt.Errorf("frame of %d bytes is over the limit", n)
+	}
+	if cap(buf) < int(n) {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return "", nil, err
+	}
+	return string(head[:1]), buf, nil
+}
 
 // ReadRequest is the /read body. limit <= 0 means 2000. Offset 0 with limit ReadRawLimit asks for
 // the raw content instead of numbered lines.
